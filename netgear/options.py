@@ -1,0 +1,321 @@
+"""Every option netgear understands, with its default, in one place.
+
+``NetGear(**options)`` accepts vidgear's option names where they mean something here and
+netgear's own. :func:`parse_options` turns the keyword arguments into a frozen
+:class:`Options`; anything unknown, mistyped or conflicting raises
+:class:`~netgear.errors.ConfigError` naming the option (with a suggestion for typos).
+
+The tables in the documentation are generated from :data:`OPTION_DOCS` and
+:data:`REFUSED_OPTIONS`, so this module is the single source of truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Tuple, Union
+
+from .errors import ConfigError
+
+__all__ = [
+    "Options",
+    "Endpoint",
+    "Settings",
+    "PATTERNS",
+    "OPTION_DOCS",
+    "REFUSED_OPTIONS",
+    "parse_options",
+    "build_settings",
+]
+
+#: pattern number -> name (vidgear's numbering)
+PATTERNS = {0: "pair", 1: "reqrep", 2: "pubsub"}
+
+FilterValue = Union[int, str]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated options of one ``NetGear`` object. Field defaults are the documented defaults."""
+
+    multiserver_mode: bool = False
+    filter: Optional[Tuple[str, ...]] = None
+    topic: Optional[str] = None
+    server_id: Optional[str] = None
+    bidirectional_mode: bool = False
+    request_timeout: float = 2.0
+    max_retries: int = 3
+    subscriber_timeout: Optional[float] = None
+    heartbeat_interval: float = 0.25
+    liveness_timeout: float = 1.5
+    startup_grace: Optional[float] = 30.0
+    delivery: Optional[str] = None
+    queue_size: int = 8
+    max_message_bytes: int = 1 << 20
+    max_frame_bytes: int = 64 << 20
+    send_hwm: int = 8
+
+
+#: option name -> (applies to, one-line meaning). Used for errors and the docs.
+OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
+    "multiserver_mode": ("both", "one hub, many servers; the hub's `port` is a list of ports"),
+    "filter": ("hub", "only deliver servers whose topic or port matches (str, int or a list)"),
+    "topic": ("server", "topic this server publishes under (default: its port)"),
+    "server_id": ("server", "identity carried with every frame (default: host:pid)"),
+    "bidirectional_mode": ("both", "REQ/REP only: the hub answers each frame with data"),
+    "request_timeout": ("server", "seconds a REQ/REP server waits for each acknowledgement"),
+    "max_retries": ("server", "fresh-socket retries after a timeout before RequestTimeout"),
+    "subscriber_timeout": ("hub", "end the stream after this many seconds with no traffic"),
+    "heartbeat_interval": ("server", "seconds of silence after which a server sends a heartbeat"),
+    "liveness_timeout": ("hub", "seconds of silence after which a server is reported gone"),
+    "startup_grace": ("hub", "seconds a configured port may stay unconnected (None: forever)"),
+    "delivery": ("hub", "'fifo' (every frame, bounded queue) or 'latest' (newest per server)"),
+    "queue_size": ("hub", "per-server queue length for the 'fifo' policy"),
+    "max_message_bytes": ("both", "largest message (and header) accepted, in bytes"),
+    "max_frame_bytes": ("both", "largest frame accepted, in bytes"),
+    "send_hwm": ("server", "frames a PUB/SUB or PAIR server queues before dropping"),
+}
+
+#: vidgear option names that have no meaning here, with the reason given to the user.
+REFUSED_OPTIONS: Mapping[str, str] = {
+    "jpeg_compression": "JPEG compression is not part of this release yet; frames travel raw",
+    "jpeg_compression_quality": "JPEG compression is not part of this release yet",
+    "jpeg_compression_fastdct": "JPEG compression is not part of this release yet",
+    "jpeg_compression_fastupsample": "JPEG compression is not part of this release yet",
+    "compression_format": "old vidgear name; JPEG compression is not part of this release yet",
+    "compression_param": "old vidgear name; JPEG compression is not part of this release yet",
+    "secure_mode": "CURVE security is not part of this release yet",
+    "custom_cert_location": "CURVE security is not part of this release yet",
+    "overwrite_cert": "CURVE security is not part of this release yet",
+    "ssh_tunnel_mode": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
+    "ssh_tunnel_pwd": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
+    "ssh_tunnel_keyfile": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
+    "multiclient_mode": "netgear has one hub per stream; to feed several hubs, run one server per hub",
+    "flag": "send flags are chosen by netgear (zero-copy, non-blocking where it matters)",
+    "copy": "frames are always sent zero-copy; there is nothing to switch",
+    "track": "not needed: REQ/REP send() returns after the hub has the frame",
+}
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(name, f"expected True or False, got {value!r}")
+    return value
+
+
+def _seconds(name: str, value: Any, *, allow_none: bool = False, minimum: float = 0.0) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        expected = "a number of seconds" + (" or None" if allow_none else "")
+        raise ConfigError(name, f"expected {expected}, got {value!r}")
+    if value <= minimum:
+        raise ConfigError(name, f"must be greater than {minimum:g} seconds, got {value!r}")
+    return float(value)
+
+
+def _int(name: str, value: Any, *, minimum: int, maximum: int = 1 << 62) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"expected an integer, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value!r}")
+    return value
+
+
+def _label(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(name, f"expected a string (or a port number), got {value!r}")
+    text = str(value)
+    if not 1 <= len(text) <= 256 or "\x00" in text:
+        raise ConfigError(name, f"must be 1 to 256 characters without NUL, got {value!r}")
+    return text
+
+
+def _filter(name: str, value: Any) -> Optional[Tuple[str, ...]]:
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    if not items:
+        raise ConfigError(name, "an empty list would filter out every server; use None for all")
+    return tuple(sorted({_label(name, item) for item in items}))
+
+
+def _delivery(name: str, value: Any) -> Optional[str]:
+    if value is None or value in ("fifo", "latest"):
+        return value
+    raise ConfigError(name, f"expected 'fifo' or 'latest', got {value!r}")
+
+
+_CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
+    "multiserver_mode": _bool,
+    "filter": _filter,
+    "topic": lambda n, v: None if v is None else _label(n, v),
+    "server_id": lambda n, v: None if v is None else _label(n, v),
+    "bidirectional_mode": _bool,
+    "request_timeout": _seconds,
+    "max_retries": lambda n, v: _int(n, v, minimum=0, maximum=100),
+    "subscriber_timeout": lambda n, v: _seconds(n, v, allow_none=True),
+    "heartbeat_interval": _seconds,
+    "liveness_timeout": _seconds,
+    "startup_grace": lambda n, v: _seconds(n, v, allow_none=True, minimum=-1e-9),
+    "delivery": _delivery,
+    "queue_size": lambda n, v: _int(n, v, minimum=1, maximum=100_000),
+    "max_message_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 31),
+    "max_frame_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 34),
+    "send_hwm": lambda n, v: _int(n, v, minimum=1, maximum=100_000),
+}
+
+assert set(_CHECKS) == {f.name for f in dataclasses.fields(Options)} == set(OPTION_DOCS)
+
+
+def parse_options(raw: Mapping[str, Any]) -> Options:
+    """Validate keyword options into :class:`Options`; raise ``ConfigError`` on any problem."""
+    values = {}
+    for name, value in raw.items():
+        if name in REFUSED_OPTIONS:
+            raise ConfigError(name, f"not supported: {REFUSED_OPTIONS[name]}")
+        check = _CHECKS.get(name)
+        if check is None:
+            close = difflib.get_close_matches(name, list(_CHECKS) + list(REFUSED_OPTIONS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(name, f"unknown option{hint} (known: {', '.join(sorted(_CHECKS))})")
+        values[name] = check(name, value)
+    return Options(**values)
+
+
+# --------------------------------------------------------------------------------------
+# constructor arguments -> settings for Server / Client
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One ZeroMQ endpoint: the port is the tag frames are reported with."""
+
+    protocol: str
+    address: str
+    port: int
+
+    def url(self) -> str:
+        if self.protocol == "ipc":
+            return f"ipc://{self.address}/netgear-{self.port}.sock"
+        host = f"[{self.address}]" if ":" in self.address and self.address != "*" else self.address
+        return f"tcp://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Server or Client needs, resolved from NetGear's arguments."""
+
+    receive_mode: bool
+    pattern: int
+    endpoints: Tuple[Endpoint, ...]
+    options: Options
+    logging: bool = False
+
+    @property
+    def pattern_name(self) -> str:
+        return PATTERNS[self.pattern]
+
+    @property
+    def delivery(self) -> str:
+        if self.options.delivery is not None:
+            return self.options.delivery
+        return "latest" if self.pattern == 2 else "fifo"
+
+
+def _port(name: str, value: Any, *, allow_zero: bool) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"expected a port number (int or numeric str), got {value!r}")
+    low = 0 if allow_zero else 1
+    if not low <= value <= 65535:
+        raise ConfigError(name, f"must be between {low} and 65535, got {value!r}")
+    return value
+
+
+def _resolve_pattern(pattern: Any, multiserver: bool) -> int:
+    if pattern is None:
+        return 1 if multiserver else 0
+    if isinstance(pattern, bool) or pattern not in PATTERNS:
+        raise ConfigError("pattern", f"expected 0 (PAIR), 1 (REQ/REP) or 2 (PUB/SUB), got {pattern!r}")
+    if multiserver and pattern == 0:
+        raise ConfigError(
+            "pattern", "multiserver_mode needs pattern=1 (REQ/REP) or 2 (PUB/SUB); PAIR has one peer"
+        )
+    return int(pattern)
+
+
+def _resolve_ports(port: Any, receive_mode: bool, multiserver: bool) -> Tuple[int, ...]:
+    if receive_mode and multiserver:
+        if not isinstance(port, (list, tuple)) or not port:
+            raise ConfigError(
+                "port", f"in multiserver_mode the hub needs a list of ports, e.g. [5566, 5567]; got {port!r}"
+            )
+        ports = tuple(_port("port", p, allow_zero=True) for p in port)
+        fixed = [p for p in ports if p != 0]
+        if len(fixed) != len(set(fixed)):
+            raise ConfigError("port", f"ports must be distinct, got {list(port)!r}")
+        return ports
+    if isinstance(port, (list, tuple)):
+        where = "a server" if not receive_mode else "a single-pair hub (set multiserver_mode=True)"
+        raise ConfigError("port", f"{where} takes one port, got {port!r}")
+    if port is None:
+        return (5555,)
+    return (_port("port", port, allow_zero=receive_mode),)
+
+
+def _resolve_address(address: Any, protocol: str, receive_mode: bool) -> str:
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ConfigError("address", f"expected a host name or IP address as str, got {address!r}")
+    if protocol == "ipc":
+        import tempfile
+
+        return address or tempfile.gettempdir()
+    if address is None:
+        return "*" if receive_mode else "127.0.0.1"
+    return address.strip()
+
+
+def build_settings(
+    *,
+    address: Any,
+    port: Any,
+    protocol: Any,
+    pattern: Any,
+    receive_mode: Any,
+    logging: Any,
+    options: Mapping[str, Any],
+) -> Settings:
+    """Resolve and validate NetGear's constructor arguments."""
+    opts = parse_options(options)
+    receive_mode = _bool("receive_mode", receive_mode)
+    logging = _bool("logging", logging)
+    if protocol not in ("tcp", "ipc"):
+        raise ConfigError("protocol", f"expected 'tcp' or 'ipc', got {protocol!r}")
+    pattern_no = _resolve_pattern(pattern, opts.multiserver_mode)
+    ports = _resolve_ports(port, receive_mode, opts.multiserver_mode)
+    host = _resolve_address(address, protocol, receive_mode)
+    _check_modes(opts, pattern_no, receive_mode)
+    endpoints = tuple(Endpoint(protocol, host, p) for p in ports)
+    return Settings(receive_mode, pattern_no, endpoints, opts, logging)
+
+
+def _check_modes(opts: Options, pattern: int, receive_mode: bool) -> None:
+    if opts.bidirectional_mode and pattern != 1:
+        raise ConfigError("bidirectional_mode", "needs pattern=1 (REQ/REP): PUB/SUB and PAIR have no reply")
+    if opts.subscriber_timeout is not None and pattern != 2:
+        raise ConfigError("subscriber_timeout", "only applies to pattern=2 (PUB/SUB)")
+    if receive_mode:
+        for name in ("topic", "server_id"):
+            if getattr(opts, name) is not None:
+                raise ConfigError(name, "is a server option; the hub learns it from each server")
+    elif opts.filter is not None:
+        raise ConfigError("filter", "is a hub option (receive_mode=True); servers set `topic`")
+    if opts.liveness_timeout <= opts.heartbeat_interval:
+        raise ConfigError(
+            "liveness_timeout",
+            f"must exceed heartbeat_interval ({opts.heartbeat_interval:g}s), got {opts.liveness_timeout:g}s",
+        )

@@ -1,0 +1,343 @@
+"""ZeroMQ, and only here.
+
+The hub (:class:`HubTransport`) binds one socket per port: ROUTER for REQ/REP (it answers
+REQ and DEALER peers alike, out of order, and never stalls on a peer that connected and left),
+SUB for PUB/SUB, PAIR for a single pair. A socket monitor per port turns connection drops into
+:class:`Disconnected` observations; every received message carries the file descriptor of the
+connection it came on, so a drop can be pinned to the server that used it.
+
+A server (:class:`ServerTransport`) connects one socket: DEALER (speaks to ROUTER and REP),
+PUB or PAIR. Envelopes (the REQ delimiter, the PUB/SUB topic frame) are added and removed
+here, so the wire codec only ever sees ``[header, *payload]``.
+
+Each object owns its own ``zmq.Context``: closing one never touches another.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from .errors import TransportError
+from .options import Endpoint, Options
+
+__all__ = [
+    "HubTransport",
+    "ServerTransport",
+    "Incoming",
+    "Disconnected",
+    "topic_frame",
+    "CONTROL_TOPIC",
+]
+
+_log = logging.getLogger(__name__)
+
+#: first frame of PUB/SUB control messages (heartbeat, goodbye): always subscribed
+CONTROL_TOPIC = b"\x00"
+#: how many messages one socket may deliver per poll round before the others get a turn
+_BATCH = 64
+
+
+def topic_frame(topic: str) -> bytes:
+    """PUB/SUB topic frame. The NUL terminator makes subscriptions exact: "5566" != "55660"."""
+    return topic.encode("utf-8") + b"\x00"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message that arrived on ``port``: ``parts`` is ``[header, *payload]``."""
+
+    port: int
+    conn: Optional[int]
+    route: Optional[bytes]
+    parts: List[Any]
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The connection ``conn`` (a file descriptor) on ``port`` went away."""
+
+    port: int
+    conn: int
+
+
+Observation = Union[Incoming, Disconnected]
+
+
+def _heartbeats(sock: zmq.Socket, opts: Options) -> None:
+    """ZMTP-level heartbeats: a frozen or unplugged peer is dropped even when idle."""
+    ivl = max(100, int(opts.heartbeat_interval * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_IVL, ivl)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(opts.liveness_timeout * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TTL, int(opts.liveness_timeout * 1000))
+
+
+def _conn_of(frame: Any) -> Optional[int]:
+    try:
+        return int(frame.get(zmq.SRCFD))
+    except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+        return None
+
+
+class HubTransport:
+    """The hub's sockets: one per port, bound; plus monitors and a wake-up pipe."""
+
+    def __init__(
+        self,
+        pattern: int,
+        endpoints: Sequence[Endpoint],
+        opts: Options,
+        subscriptions: Optional[Callable[[int], List[bytes]]] = None,
+    ) -> None:
+        self.pattern = pattern
+        self._ctx = zmq.Context(io_threads=1)
+        self._sockets: Dict[int, zmq.Socket] = {}
+        self._monitors: Dict[zmq.Socket, int] = {}
+        self._by_socket: Dict[zmq.Socket, int] = {}
+        self._poller = zmq.Poller()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._closed = False
+        self.endpoints: List[Endpoint] = []
+        try:
+            for endpoint in endpoints:
+                self._open(endpoint, opts, subscriptions)
+        except BaseException:
+            self.close()
+            raise
+        self._poller.register(self._wake_r, zmq.POLLIN)
+
+    # -- setup -----------------------------------------------------------------------
+
+    def _open(self, endpoint: Endpoint, opts: Options, subs: Optional[Callable[[int], List[bytes]]]) -> None:
+        kind = {0: zmq.PAIR, 1: zmq.ROUTER, 2: zmq.SUB}[self.pattern]
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, max(16, opts.queue_size * 2))
+        # Frames up to twice the limit reach the codec and are counted as "oversize";
+        # anything larger makes ZeroMQ drop the connection before buffering it.
+        sock.setsockopt(zmq.MAXMSGSIZE, 2 * max(opts.max_frame_bytes, opts.max_message_bytes + 65536))
+        _heartbeats(sock, opts)
+        if kind == zmq.ROUTER:
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        try:
+            if endpoint.protocol == "tcp" and endpoint.port == 0:
+                port = sock.bind_to_random_port(f"tcp://{endpoint.address}")
+                endpoint = Endpoint(endpoint.protocol, endpoint.address, port)
+            else:
+                sock.bind(endpoint.url())
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            hint = " (is another hub running on it?)" if exc.errno == errno.EADDRINUSE else ""
+            raise TransportError(f"cannot bind {endpoint.url()}: {exc.strerror}{hint}") from exc
+        if kind == zmq.SUB:
+            for prefix in subs(endpoint.port) if subs else [b""]:
+                sock.setsockopt(zmq.SUBSCRIBE, prefix)
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._sockets[endpoint.port] = sock
+        self._by_socket[sock] = endpoint.port
+        self._monitors[monitor] = endpoint.port
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(monitor, zmq.POLLIN)
+        self.endpoints.append(endpoint)
+
+    @property
+    def ports(self) -> List[int]:
+        return [e.port for e in self.endpoints]
+
+    # -- the I/O loop's side -----------------------------------------------------------
+
+    def poll(self, timeout: Optional[float]) -> Tuple[List[Observation], bool]:
+        """Wait up to ``timeout`` seconds; return what arrived and whether a wake-up came."""
+        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        ready = dict(self._poller.poll(ms))
+        woken = False
+        out: List[Observation] = []
+        if self._wake_r in ready:
+            woken = True
+            self._drain_wake()
+        for sock in ready:
+            if sock is self._wake_r:
+                continue
+            port = self._by_socket.get(sock)
+            if port is not None:
+                self._drain(sock, port, out)
+            else:
+                self._drain_monitor(sock, out)
+        return out, woken
+
+    def _drain(self, sock: zmq.Socket, port: int, out: List[Observation]) -> None:
+        for _ in range(_BATCH):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as exc:  # pragma: no cover - socket torn down under us
+                _log.debug("recv on port %s failed: %s", port, exc)
+                return
+            conn = _conn_of(frames[0])
+            if self.pattern == 1:
+                route, parts = frames[0].bytes, self._strip_delimiter(frames[1:])
+            elif self.pattern == 2:
+                # the topic frame only steers ZeroMQ's filter; the header's topic is checked
+                route, parts = None, frames[1:]
+            else:
+                route, parts = None, frames
+            if parts is None:
+                parts = []
+            out.append(Incoming(port, conn, route, parts))
+
+    @staticmethod
+    def _strip_delimiter(frames: List[Any]) -> Optional[List[Any]]:
+        # REQ and DEALER-as-REQ peers put an empty delimiter frame before the body.
+        if frames and len(frames[0]) == 0:
+            return frames[1:]
+        return None  # not REQ-shaped: handed on empty, the codec rejects it
+
+    def _drain_monitor(self, monitor: zmq.Socket, out: List[Observation]) -> None:
+        port = self._monitors[monitor]
+        while True:
+            try:
+                msg = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:  # pragma: no cover
+                return
+            try:
+                event = parse_monitor_message(msg)
+            except Exception:  # pragma: no cover - malformed monitor message
+                continue
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                out.append(Disconnected(port, int(event["value"])))
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def reply(self, port: int, route: Optional[bytes], parts: Sequence[Any]) -> bool:
+        """Send an answer to the peer ``route`` on ``port`` (REQ/REP). False if it is gone."""
+        sock = self._sockets.get(port)
+        if sock is None or route is None:
+            return False
+        try:
+            sock.send_multipart([route, b"", *parts], zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError:
+            return False
+
+    def wake(self) -> None:
+        """Interrupt :meth:`poll` from any thread."""
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full: a wake-up is already pending
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for monitor in list(self._monitors):
+            monitor.close(0)
+        for port, sock in self._sockets.items():
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            sock.close(0)
+        self._ctx.term()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class ServerTransport:
+    """A server's one connected socket, replaceable by a fresh one (REQ/REP retries)."""
+
+    def __init__(self, pattern: int, endpoint: Endpoint, opts: Options, topic: str) -> None:
+        self.pattern = pattern
+        self.endpoint = endpoint
+        self._opts = opts
+        self._ctx = zmq.Context(io_threads=1)
+        self._topic = topic_frame(topic)
+        self._sock: Optional[zmq.Socket] = None
+        self._closed = False
+        self._open()
+
+    def _open(self) -> None:
+        kind = {0: zmq.PAIR, 1: zmq.DEALER, 2: zmq.PUB}[self.pattern]
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self._opts.send_hwm)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
+        _heartbeats(sock, self._opts)
+        if kind == zmq.DEALER:
+            # Queue only for a connected hub, so a retry never replays a stale backlog.
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+        try:
+            sock.connect(self.endpoint.url())
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise TransportError(f"cannot connect to {self.endpoint.url()}: {exc.strerror}") from exc
+        self._sock = sock
+
+    def reset(self) -> None:
+        """Drop the socket (and anything queued on it) and connect a fresh one."""
+        if self._sock is not None:
+            self._sock.close(0)
+        self._open()
+
+    def send(self, parts: Sequence[Any], *, control: bool = False, timeout: Optional[float] = None) -> bool:
+        """Send ``[header, *payload]``. Returns False when it could not go out in time.
+
+        PUB never blocks (ZeroMQ drops at the high-water mark); DEALER and PAIR wait up to
+        ``timeout`` seconds for room (``None``/0: do not wait).
+        """
+        sock = self._sock
+        assert sock is not None
+        if self.pattern == 1:
+            frames: List[Any] = [b"", *parts]
+        elif self.pattern == 2:
+            frames = [CONTROL_TOPIC if control else self._topic, *parts]
+        else:
+            frames = list(parts)
+        if timeout and not sock.poll(int(timeout * 1000), zmq.POLLOUT):
+            return False
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            return False
+
+    def recv(self, timeout: float) -> Optional[List[bytes]]:
+        """Receive one answer within ``timeout`` seconds (delimiter stripped), else None."""
+        sock = self._sock
+        assert sock is not None
+        if not sock.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
+            return None
+        frames = sock.recv_multipart(zmq.NOBLOCK)
+        if self.pattern == 1 and frames and frames[0] == b"":
+            frames = frames[1:]
+        return frames
+
+    def close(self, linger: float = 0.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close(int(linger * 1000))
+        self._ctx.term()

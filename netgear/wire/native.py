@@ -1,0 +1,514 @@
+"""The native wire format, "netgear v1".
+
+A message is a list of parts (the transport has already stripped ZeroMQ envelopes)::
+
+    [header]              HEARTBEAT, BYE, ACK, or a FRAME without a frame
+    [header, payload]     a FRAME carrying a frame (raw C-order array bytes)
+
+``header = MAGIC + bytes([VERSION]) + msgpack(map)`` with short keys, always written in
+this order so that encoding is deterministic:
+
+========  =======================================================================
+``k``     kind (:class:`~netgear.wire.Kind`)
+``q``     sequence number, ``0 .. 2**63-1`` (for ACK: the sequence acknowledged)
+``t``     sender wall-clock time in ns, ``0 .. 2**63-1``
+``id``    server id, ``str`` of 1..256 characters
+``s``     session, ``0 .. 2**32-1`` (random per server process incarnation)
+``tp``    topic, ``str`` of 1..256 characters without ``"\\x00"``
+``f``     FRAME only, when a frame is sent: ``[codec, dtype.str, shape]`` (codec "raw")
+``m``     FRAME only, when a message is sent: :func:`~netgear.wire.values.pack_value` bytes
+``r``     ACK only, when a reply is given: :func:`~netgear.wire.values.pack_value` bytes
+========  =======================================================================
+
+HEARTBEAT and BYE carry exactly ``k q t id s tp``; ACK carries ``k q`` and maybe ``r``.
+
+Decoding treats the parts as hostile: every problem raises
+:class:`~netgear.errors.ProtocolError` whose ``reason`` is one of :data:`REASONS`. The
+header is read field by field, never as a whole msgpack document, so the work done on
+an arbitrary input is bounded by a few dozen msgpack calls plus, for a valid header,
+unpacking the message itself (bounded by ``Limits.max_message_bytes``).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+
+from netgear.errors import MessageTooLarge, ProtocolError
+from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Kind, Limits
+from netgear.wire.values import pack_value, unpack_value
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "REASONS",
+    "CODECS",
+    "encode_frame",
+    "encode_control",
+    "encode_ack",
+    "decode",
+    "decode_ack",
+]
+
+MAGIC: Final = b"\xabNG"
+VERSION: Final = 1
+CODECS: Final = frozenset({"raw"})
+
+REASONS: Final = (
+    "bad_parts",  # wrong number of parts, or a part that is not a buffer
+    "bad_magic",  # the header does not start with MAGIC
+    "bad_version",  # missing or unknown version byte
+    "oversize",  # header, frame payload or message bytes over the limits
+    "bad_header",  # header not a well-formed map of the right keys and value types
+    "bad_kind",  # unknown kind, or a kind not expected here (ACK vs data)
+    "bad_codec",  # frame codec other than "raw"
+    "bad_dtype",  # frame dtype not in DTYPES
+    "bad_shape",  # frame shape not a list of ints >= 0, or too many dimensions
+    "size_mismatch",  # frame payload length != product(shape) * itemsize
+    "bad_payload",  # frame payload content invalid (bool bytes other than 0/1)
+    "bad_message",  # message / reply bytes do not unpack
+)
+
+_PREFIX: Final = MAGIC + bytes([VERSION])
+_HEADER_SLACK: Final = 4096
+_MAX_TEXT: Final = 256
+_MAX_TEXT_BYTES: Final = 4 * _MAX_TEXT
+_MAX_U63: Final = (1 << 63) - 1
+_MAX_U32: Final = (1 << 32) - 1
+_COMMON_KEYS: Final = frozenset({"k", "q", "t", "id", "s", "tp"})
+_ALLOWED_KEYS: Final = {
+    Kind.FRAME: (_COMMON_KEYS, frozenset({"f", "m"})),
+    Kind.HEARTBEAT: (_COMMON_KEYS, frozenset()),
+    Kind.BYE: (_COMMON_KEYS, frozenset()),
+    Kind.ACK: (frozenset({"k", "q"}), frozenset({"r"})),
+}
+_ANY_KEY: Final = frozenset().union(*(req | opt for req, opt in _ALLOWED_KEYS.values()))
+_KIND_VALUES: Final = {int(kind): kind for kind in Kind}
+_DTYPE_OBJS: Final = {name: np.dtype(name) for name in DTYPES}
+_MAP_BYTES: Final = frozenset({*range(0x80, 0x90), 0xDE, 0xDF})
+_ARRAY_BYTES: Final = frozenset({*range(0x90, 0xA0), 0xDC, 0xDD})
+_EXT_BYTES: Final = frozenset({0xC7, 0xC8, 0xC9, *range(0xD4, 0xD9)})
+_NOT_SCALAR: Final = _MAP_BYTES | _ARRAY_BYTES | _EXT_BYTES
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_frame(
+    *,
+    seq: int,
+    sent_ns: int,
+    server_id: str,
+    session: int,
+    topic: str,
+    frame: np.ndarray | None,
+    message: Any = NO_MESSAGE,
+    limits: Limits,
+) -> list[bytes | memoryview]:
+    """Encode a FRAME as parts for ``send_multipart(copy=False)``.
+
+    A C-contiguous ``frame`` is sent without copying (as a byte memoryview over the
+    array, which must not be modified until sent); any other layout is copied once by
+    ``np.ascontiguousarray``. ``frame=None`` sends no frame; ``message`` is omitted
+    unless given (``None`` is a message).
+
+    Raises ``TypeError`` for a non-array frame or a dtype outside :data:`DTYPES`,
+    ``ValueError`` for more than ``limits.max_ndim`` dimensions, bool frames holding
+    bytes other than 0/1 or header fields out of range, and
+    :class:`~netgear.errors.MessageTooLarge` when the frame or packed message exceeds
+    ``limits``; plus whatever :func:`~netgear.wire.values.pack_value` raises.
+    """
+    header = _common_header(Kind.FRAME, seq, sent_ns, server_id, session, topic)
+    payload: list[bytes | memoryview] = []
+    if frame is not None:
+        header["f"], view = _frame_payload(frame, limits)
+        payload.append(view)
+    if message is not NO_MESSAGE:
+        header["m"] = _pack_limited("message", message, limits)
+    return [_pack_header(header), *payload]
+
+
+def encode_control(
+    kind: Kind, *, seq: int, sent_ns: int, server_id: str, session: int, topic: str
+) -> list[bytes]:
+    """Encode a HEARTBEAT or BYE (``ValueError`` for any other kind)."""
+    if kind not in (Kind.HEARTBEAT, Kind.BYE):
+        raise ValueError(f"encode_control encodes HEARTBEAT or BYE, not {kind!r}")
+    return [_pack_header(_common_header(Kind(kind), seq, sent_ns, server_id, session, topic))]
+
+
+def encode_ack(seq: int, reply: Any = NO_MESSAGE, *, limits: Limits) -> list[bytes]:
+    """Encode the acknowledgement of ``seq``, with ``reply`` unless omitted.
+
+    Raises :class:`~netgear.errors.MessageTooLarge` when the packed reply exceeds
+    ``limits.max_message_bytes``, plus whatever ``pack_value`` raises.
+    """
+    header: dict[str, Any] = {"k": int(Kind.ACK), "q": _as_int("seq", seq, _MAX_U63)}
+    if reply is not NO_MESSAGE:
+        header["r"] = _pack_limited("reply", reply, limits)
+    return [_pack_header(header)]
+
+
+def _common_header(
+    kind: Kind, seq: int, sent_ns: int, server_id: str, session: int, topic: str
+) -> dict[str, Any]:
+    """The validated fields shared by FRAME, HEARTBEAT and BYE, in wire order."""
+    return {
+        "k": int(kind),
+        "q": _as_int("seq", seq, _MAX_U63),
+        "t": _as_int("sent_ns", sent_ns, _MAX_U63),
+        "id": _as_text("server_id", server_id),
+        "s": _as_int("session", session, _MAX_U32),
+        "tp": _as_text("topic", topic, forbid_nul=True),
+    }
+
+
+def _as_int(name: str, value: Any, high: int) -> int:
+    """``value`` as a plain int in ``0 .. high`` (bool refused)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__qualname__}") from None
+    if not 0 <= number <= high:
+        raise ValueError(f"{name} must be in 0..{high}, got {number}")
+    return int(number)
+
+
+def _as_text(name: str, value: Any, *, forbid_nul: bool = False) -> str:
+    """``value`` as a plain, UTF-8-encodable str of 1..256 characters."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__qualname__}")
+    text = str.__str__(value)
+    if not 1 <= len(text) <= _MAX_TEXT:
+        raise ValueError(f"{name} must have 1..{_MAX_TEXT} characters, got {len(text)}")
+    if forbid_nul and "\x00" in text:
+        raise ValueError(f"{name} must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not encodable as UTF-8: {text!r}") from None
+    return text
+
+
+def _frame_payload(frame: Any, limits: Limits) -> tuple[list[Any], memoryview]:
+    """The ``f`` header field and the zero-copy byte view of ``frame``."""
+    if not isinstance(frame, np.ndarray):
+        kind = type(frame)
+        raise TypeError(
+            f"frame must be a numpy.ndarray or None, got {kind.__module__}.{kind.__qualname__}"
+        )
+    if frame.dtype.str not in DTYPES:
+        raise TypeError(
+            f"cannot send a frame of dtype {frame.dtype}; "
+            "supported: bool, (u)int8..64, float16/32/64"
+        )
+    if frame.ndim > limits.max_ndim:
+        raise ValueError(f"frame has {frame.ndim} dimensions, at most {limits.max_ndim} allowed")
+    if frame.nbytes > limits.max_frame_bytes:
+        raise MessageTooLarge(
+            f"frame is {frame.nbytes} bytes, limit is {limits.max_frame_bytes} (max_frame_bytes)"
+        )
+    array = frame.view(np.ndarray)
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)  # the only copy
+    flat = array.reshape(-1).view(np.uint8)
+    if array.dtype.kind == "b" and flat.size and flat.max() > 1:
+        raise ValueError("bool frame holds bytes other than 0 and 1")
+    return ["raw", frame.dtype.str, list(frame.shape)], memoryview(flat)
+
+
+def _pack_limited(name: str, value: Any, limits: Limits) -> bytes:
+    """``pack_value(value)``, refusing results over ``limits.max_message_bytes``."""
+    packed = pack_value(value)
+    if len(packed) > limits.max_message_bytes:
+        raise MessageTooLarge(
+            f"{name} packs to {len(packed)} bytes, limit is "
+            f"{limits.max_message_bytes} (max_message_bytes)"
+        )
+    return packed
+
+
+def _pack_header(header: dict[str, Any]) -> bytes:
+    """``MAGIC + version + msgpack(header)``."""
+    return _PREFIX + msgpack.packb(header, use_bin_type=True, strict_types=True)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode(parts: Sequence[Any], limits: Limits) -> Decoded:
+    """Decode a FRAME, HEARTBEAT or BYE; raise ``ProtocolError`` for anything else.
+
+    ``parts`` may hold bytes, bytearray, memoryview, ``zmq.Frame`` or any object with
+    the buffer protocol. The frame is ``np.frombuffer`` over the payload part: no copy,
+    and writable when the part's buffer is writable (as with frames received by pyzmq).
+    A read-only part (``bytes``) is copied once into a ``bytearray`` so the returned
+    frame is always writable. An ACK is refused with ``bad_kind``.
+    """
+    try:
+        return _decode(parts, limits)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # a bug or an exotic part object: never leak it
+        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+
+
+def decode_ack(parts: Sequence[Any], limits: Limits) -> Ack:
+    """Decode an ACK; raise ``ProtocolError`` for anything else (other kinds: ``bad_kind``)."""
+    try:
+        return _decode_ack(parts, limits)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # a bug or an exotic part object: never leak it
+        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
+    """:func:`decode` without the final safety net."""
+    views = _views(parts, max_parts=2)
+    header = _read_header(views[0], limits)
+    kind = _kind_of(header)
+    if kind is Kind.ACK:
+        raise ProtocolError("bad_kind", "an ACK where a FRAME, HEARTBEAT or BYE was expected")
+    _check_keys(header, kind)
+    expected_parts = 2 if "f" in header else 1
+    if len(views) != expected_parts:
+        raise ProtocolError("bad_parts", f"{len(views)} parts, expected {expected_parts}")
+    frame = _decode_frame(header["f"], views[1], limits) if "f" in header else None
+    has_message = "m" in header
+    return Decoded(
+        kind=kind,
+        seq=_int_field(header, "q", _MAX_U63),
+        sent_ns=_int_field(header, "t", _MAX_U63),
+        server_id=_text_field(header, "id"),
+        session=_int_field(header, "s", _MAX_U32),
+        topic=_text_field(header, "tp", forbid_nul=True),
+        frame=frame,
+        message=_unpack_field(header, "m", limits) if has_message else None,
+        has_message=has_message,
+        nbytes=sum(view.nbytes for view in views),
+    )
+
+
+def _decode_ack(parts: Sequence[Any], limits: Limits) -> Ack:
+    """:func:`decode_ack` without the final safety net."""
+    views = _views(parts, max_parts=1)
+    header = _read_header(views[0], limits)
+    kind = _kind_of(header)
+    if kind is not Kind.ACK:
+        raise ProtocolError("bad_kind", f"{kind.name} where an ACK was expected")
+    _check_keys(header, kind)
+    has_reply = "r" in header
+    return Ack(
+        seq=_int_field(header, "q", _MAX_U63),
+        reply=_unpack_field(header, "r", limits) if has_reply else None,
+        has_reply=has_reply,
+    )
+
+
+def _views(parts: Sequence[Any], *, max_parts: int) -> list[memoryview]:
+    """Byte views of 1..``max_parts`` parts (``bad_parts`` otherwise)."""
+    try:
+        count = len(parts)
+    except Exception as exc:
+        raise ProtocolError("bad_parts", f"parts is not a sequence: {exc}") from exc
+    if not 1 <= count <= max_parts:
+        raise ProtocolError("bad_parts", f"{count} parts, expected 1..{max_parts}")
+    try:
+        return [_view(part) for part in parts]
+    except Exception as exc:
+        raise ProtocolError("bad_parts", f"a part is not a buffer: {exc}") from exc
+
+
+def _view(part: Any) -> memoryview:
+    """A flat byte memoryview of ``part`` (``zmq.Frame`` via its ``.buffer``)."""
+    buffer = getattr(part, "buffer", None)
+    view = buffer if isinstance(buffer, memoryview) else memoryview(part)
+    if view.format == "B" and view.ndim == 1:
+        return view
+    if view.c_contiguous:
+        try:
+            return view.cast("B")
+        except (TypeError, ValueError):
+            pass
+    return memoryview(view.tobytes())
+
+
+def _read_header(view: memoryview, limits: Limits) -> dict[str, Any]:
+    """Check the prefix and size of the header part and read its map."""
+    if view[: len(MAGIC)] != MAGIC:
+        raise ProtocolError("bad_magic", f"header starts with {bytes(view[:4])!r}")
+    if len(view) <= len(MAGIC) or view[len(MAGIC)] != VERSION:
+        version = view[len(MAGIC)] if len(view) > len(MAGIC) else None
+        raise ProtocolError("bad_version", f"version {version!r}, expected {VERSION}")
+    if len(view) > limits.max_message_bytes + _HEADER_SLACK:
+        raise ProtocolError(
+            "oversize", f"header is {len(view)} bytes, limit {limits.max_message_bytes + _HEADER_SLACK}"
+        )
+    body = view[len(_PREFIX) :]
+    try:
+        return _read_map(body, limits)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # anything msgpack raises on malformed input
+        raise ProtocolError("bad_header", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_map(body: memoryview, limits: Limits) -> dict[str, Any]:
+    """Read the header map one field at a time, never unpacking a nested container
+    except the frame metadata, whose structure is read explicitly."""
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        max_buffer_size=max(len(body), 1),
+        max_str_len=_MAX_TEXT_BYTES,
+        max_bin_len=len(body),
+        max_array_len=0,
+        max_map_len=0,
+        max_ext_len=0,
+    )
+    unpacker.feed(body)
+    if _peek(unpacker, body) not in _MAP_BYTES:
+        raise ProtocolError("bad_header", "header is not a map")
+    count = unpacker.read_map_header()
+    if count > len(_ANY_KEY):
+        raise ProtocolError("bad_header", f"header has {count} keys")
+    header: dict[str, Any] = {}
+    for _ in range(count):
+        key = _read_scalar(unpacker, body, "bad_header")
+        if type(key) is not str or key not in _ANY_KEY or key in header:
+            raise ProtocolError("bad_header", f"unexpected or repeated key {key!r}")
+        if key == "f":
+            header[key] = _read_frame_meta(unpacker, body, limits)
+        else:
+            header[key] = _read_scalar(unpacker, body, "bad_header")
+    if unpacker.tell() != len(body):
+        raise ProtocolError("bad_header", f"{len(body) - unpacker.tell()} trailing bytes")
+    return header
+
+
+def _peek(unpacker: msgpack.Unpacker, body: memoryview) -> int:
+    """The first byte of the next msgpack object (``bad_header`` at the end)."""
+    position = unpacker.tell()
+    if position >= len(body):
+        raise ProtocolError("bad_header", "truncated header")
+    return body[position]
+
+
+def _read_scalar(unpacker: msgpack.Unpacker, body: memoryview, reason: str) -> Any:
+    """Unpack the next object, refusing maps, arrays and extension types."""
+    if _peek(unpacker, body) in _NOT_SCALAR:
+        raise ProtocolError(reason, "unexpected container in header")
+    return unpacker.unpack()
+
+
+def _read_frame_meta(unpacker: msgpack.Unpacker, body: memoryview, limits: Limits) -> list[Any]:
+    """Read ``[codec, dtype, [dim, ...]]`` with the array headers checked first."""
+    if _peek(unpacker, body) not in _ARRAY_BYTES or unpacker.read_array_header() != 3:
+        raise ProtocolError("bad_header", "frame metadata is not [codec, dtype, shape]")
+    codec = _read_scalar(unpacker, body, "bad_header")
+    dtype = _read_scalar(unpacker, body, "bad_header")
+    if _peek(unpacker, body) not in _ARRAY_BYTES:
+        raise ProtocolError("bad_shape", "frame shape is not a list")
+    ndim = unpacker.read_array_header()
+    if ndim > limits.max_ndim:
+        raise ProtocolError("bad_shape", f"frame has {ndim} dimensions, limit {limits.max_ndim}")
+    shape = [_read_scalar(unpacker, body, "bad_shape") for _ in range(ndim)]
+    return [codec, dtype, shape]
+
+
+def _kind_of(header: dict[str, Any]) -> Kind:
+    """The header's kind (``bad_header`` if absent or not an int, ``bad_kind`` if unknown)."""
+    value = header.get("k")
+    if type(value) is not int:
+        raise ProtocolError("bad_header", f"kind is {value!r}, not an int")
+    kind = _KIND_VALUES.get(value)
+    if kind is None:
+        raise ProtocolError("bad_kind", f"unknown kind {value}")
+    return kind
+
+
+def _check_keys(header: dict[str, Any], kind: Kind) -> None:
+    """Exactly the required keys of ``kind`` plus some of its optional ones."""
+    required, optional = _ALLOWED_KEYS[kind]
+    keys = header.keys()
+    missing = required - keys
+    extra = keys - required - optional
+    if missing or extra:
+        raise ProtocolError(
+            "bad_header", f"{kind.name}: missing {sorted(missing)}, unexpected {sorted(extra)}"
+        )
+
+
+def _int_field(header: dict[str, Any], key: str, high: int) -> int:
+    """An int field in ``0 .. high`` (bool refused)."""
+    value = header[key]
+    if type(value) is not int or not 0 <= value <= high:
+        raise ProtocolError("bad_header", f"{key!r} is {value!r}, expected an int in 0..{high}")
+    return value
+
+
+def _text_field(header: dict[str, Any], key: str, *, forbid_nul: bool = False) -> str:
+    """A str field of 1..256 characters (optionally without NUL)."""
+    value = header[key]
+    if type(value) is not str or not 1 <= len(value) <= _MAX_TEXT:
+        raise ProtocolError("bad_header", f"{key!r} is not a str of 1..{_MAX_TEXT} characters")
+    if forbid_nul and "\x00" in value:
+        raise ProtocolError("bad_header", f"{key!r} contains NUL")
+    return value
+
+
+def _unpack_field(header: dict[str, Any], key: str, limits: Limits) -> Any:
+    """Unpack the packed message / reply held in ``header[key]``."""
+    data = header[key]
+    if type(data) is not bytes:
+        raise ProtocolError("bad_header", f"{key!r} is not bytes")
+    if len(data) > limits.max_message_bytes:
+        raise ProtocolError(
+            "oversize", f"{key!r} is {len(data)} bytes, limit {limits.max_message_bytes}"
+        )
+    return unpack_value(data, max_bytes=limits.max_message_bytes)
+
+
+def _decode_frame(meta: list[Any], payload: memoryview, limits: Limits) -> np.ndarray:
+    """Check the frame metadata against the payload and view it as an array."""
+    codec, dtype_name, shape = meta
+    if type(codec) is not str:
+        raise ProtocolError("bad_header", f"codec is {codec!r}, not a str")
+    if codec not in CODECS:
+        raise ProtocolError("bad_codec", f"unknown codec {codec[:32]!r}")
+    if type(dtype_name) is not str:
+        raise ProtocolError("bad_header", f"dtype is {dtype_name!r}, not a str")
+    dtype = _DTYPE_OBJS.get(dtype_name)
+    if dtype is None:
+        raise ProtocolError("bad_dtype", f"dtype {dtype_name[:32]!r} is not supported")
+    if not all(type(dim) is int and dim >= 0 for dim in shape):
+        raise ProtocolError("bad_shape", f"shape {shape!r} is not a list of ints >= 0")
+    if payload.nbytes > limits.max_frame_bytes:
+        raise ProtocolError(
+            "oversize", f"frame is {payload.nbytes} bytes, limit {limits.max_frame_bytes}"
+        )
+    if math.prod(shape) * dtype.itemsize != payload.nbytes:
+        raise ProtocolError(
+            "size_mismatch", f"{payload.nbytes} bytes for shape {shape} of {dtype_name}"
+        )
+    return _frame_array(payload, dtype, shape)
+
+
+def _frame_array(payload: memoryview, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    """A writable array over ``payload``, copied only when the buffer is read-only."""
+    if payload.readonly:
+        payload = memoryview(bytearray(payload))  # the single conditional copy
+    try:
+        array = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    except Exception as exc:  # e.g. a zero-size frame with absurd dimensions
+        raise ProtocolError("bad_shape", f"shape {shape}: {exc}") from exc
+    if dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
+        raise ProtocolError("bad_payload", "bool frame holds bytes other than 0 and 1")
+    return array
