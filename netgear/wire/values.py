@@ -11,7 +11,7 @@ sent                                      received
 ``tuple`` (also named tuples)             ``tuple``
 ``dict``                                  ``dict``; keys must be ``str``, ``int``
                                           (``bool`` included), ``bytes`` or ``tuple``
-``bytearray``, ``memoryview``             ``bytes``
+``bytearray``, contiguous ``memoryview``  ``bytes`` (the raw bytes of the buffer)
 numpy array of a :data:`~netgear.wire.    a *writable* ``ndarray`` of the same dtype
 DTYPES` dtype, up to 8 dimensions         (byte order included) and shape
 numpy scalar of such a dtype              the same numpy scalar type (``np.float32`` ...)
@@ -121,6 +121,8 @@ def _check_structure(value: Any, nesting: int, ext_depth: int) -> None:
         raise ValueError(f"cannot send a message nested deeper than {MAX_NESTING} levels")
     if isinstance(value, (np.ndarray, np.generic)):
         _check_ext_depth(ext_depth + 1)
+    elif isinstance(value, memoryview) and not value.c_contiguous:
+        raise ValueError("cannot send a non-contiguous memoryview; send bytes(view) instead")
     elif isinstance(value, dict):
         _check_dict(value, nesting, ext_depth)
     elif isinstance(value, (list, tuple)):
