@@ -354,6 +354,10 @@ class Client:
         book.queue.append((next(self._order), packet))
         self._ready[key] = None
         if not self._reqrep:
+            # Nothing to hold back without acknowledgements: keep the newest queue_size.
+            while len(book.queue) > self._opts.queue_size:
+                book.queue.popleft()
+                book.dropped += 1
             return
         if self._bidirectional or len(book.queue) > self._opts.queue_size:
             self._hold(key, book, _Pending(inc.port, inc.route, msg.seq))
