@@ -286,15 +286,15 @@ class Client:
         try:
             return inc, native.decode(inc.parts, self._limits)
         except ProtocolError as exc:
-            with self._cond:
-                self._rejected[inc.port][exc.reason] += 1
-            self._log.debug("port %s: dropped a message (%s)", inc.port, exc)
-            return None
+            reason, detail = exc.reason, exc
+        except Exception as exc:  # a codec bug must not cost the rest of the batch
+            reason, detail = "internal", exc
+        with self._cond:
+            self._rejected[inc.port][reason] += 1
+        self._log.debug("port %s: dropped a message (%s)", inc.port, detail)
+        return None
 
     def _on_message(self, inc: Incoming, msg: Any, now: float) -> bool:
-        if msg.kind == Kind.ACK:
-            self._rejected[inc.port]["bad_kind"] += 1
-            return False
         key = (inc.port, msg.server_id)
         if msg.kind == Kind.BYE:
             self._on_events(self._liveness.bye(inc.port, msg.server_id, now))

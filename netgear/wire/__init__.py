@@ -19,13 +19,13 @@ import numpy as np
 from netgear.errors import ConfigError
 
 __all__ = [
-    "Kind",
-    "NO_MESSAGE",
-    "NoMessage",
-    "Limits",
-    "Decoded",
-    "Ack",
     "DTYPES",
+    "NO_MESSAGE",
+    "Ack",
+    "Decoded",
+    "Kind",
+    "Limits",
+    "NoMessage",
 ]
 
 

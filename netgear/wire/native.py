@@ -44,15 +44,15 @@ from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Kind, Limits
 from netgear.wire.values import pack_value, unpack_value
 
 __all__ = [
-    "MAGIC",
-    "VERSION",
-    "REASONS",
     "CODECS",
-    "encode_frame",
-    "encode_control",
-    "encode_ack",
+    "MAGIC",
+    "REASONS",
+    "VERSION",
     "decode",
     "decode_ack",
+    "encode_ack",
+    "encode_control",
+    "encode_frame",
 ]
 
 MAGIC: Final = b"\xabNG"
@@ -350,7 +350,8 @@ def _read_header(view: memoryview, limits: Limits) -> dict[str, Any]:
         raise ProtocolError("bad_version", f"version {version!r}, expected {VERSION}")
     if len(view) > limits.max_message_bytes + _HEADER_SLACK:
         raise ProtocolError(
-            "oversize", f"header is {len(view)} bytes, limit {limits.max_message_bytes + _HEADER_SLACK}"
+            "oversize",
+            f"header is {len(view)} bytes, limit {limits.max_message_bytes + _HEADER_SLACK}",
         )
     body = view[len(_PREFIX) :]
     try:

@@ -43,7 +43,7 @@ import numpy as np
 from netgear.errors import ProtocolError
 from netgear.wire import DTYPES
 
-__all__ = ["pack_value", "unpack_value", "MAX_EXT_DEPTH", "MAX_NESTING", "MAX_ARRAY_NDIM"]
+__all__ = ["MAX_ARRAY_NDIM", "MAX_EXT_DEPTH", "MAX_NESTING", "pack_value", "unpack_value"]
 
 EXT_NDARRAY: Final = 1
 EXT_SCALAR: Final = 2
@@ -57,8 +57,7 @@ MAX_ARRAY_NDIM: Final = 8
 """Most dimensions of an array inside a message."""
 
 _SUPPORTED: Final = (
-    "supported: None, bool, int, float, str, bytes, list, tuple, dict, "
-    "numpy arrays and scalars"
+    "supported: None, bool, int, float, str, bytes, list, tuple, dict, numpy arrays and scalars"
 )
 _LEAVES: Final = frozenset({type(None), bool, int, float, str, bytes})
 _KEY_TYPES: Final = (str, int, bytes, tuple)

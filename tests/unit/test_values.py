@@ -43,9 +43,11 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, np.generic):
         return a.dtype.str == b.dtype.str and a.tobytes() == b.tobytes()
     if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return len(a) == len(b) and all(
             any(same(k, k2) for k2 in b) and same(v, b[k]) for k, v in a.items()
@@ -319,8 +321,12 @@ def chain(levels: int, inner: Any) -> Any:
 
 def test_ext_depth_limit_is_shared_by_both_sides() -> None:
     assert same(roundtrip(chain(MAX_EXT_DEPTH, 1)), chain(MAX_EXT_DEPTH, 1))
-    assert same(roundtrip(chain(MAX_EXT_DEPTH - 1, np.ones(2))), chain(MAX_EXT_DEPTH - 1, np.ones(2)))
-    assert same(roundtrip(chain(MAX_EXT_DEPTH - 1, np.int8(3))), chain(MAX_EXT_DEPTH - 1, np.int8(3)))
+    assert same(
+        roundtrip(chain(MAX_EXT_DEPTH - 1, np.ones(2))), chain(MAX_EXT_DEPTH - 1, np.ones(2))
+    )
+    assert same(
+        roundtrip(chain(MAX_EXT_DEPTH - 1, np.int8(3))), chain(MAX_EXT_DEPTH - 1, np.int8(3))
+    )
     for too_deep in (chain(MAX_EXT_DEPTH + 1, 1), chain(MAX_EXT_DEPTH, np.ones(2))):
         with pytest.raises(ValueError, match="nested deeper"):
             pack_value(too_deep)
