@@ -1,6 +1,7 @@
-"""The ``netgear`` command: ``demo``, ``serve`` and ``receive``.
+"""The ``netgear`` command (also ``python -m netgear``): ``demo``, ``serve`` and ``receive``.
 
 Exit codes: 0 normal end, 1 runtime error, 2 usage error, 130 interrupted (Ctrl+C).
+Errors are one line on stderr (``netgear: error: ...``), never a traceback.
 """
 
 from __future__ import annotations
@@ -9,34 +10,85 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
+import os
 import signal
 import sys
+import tempfile
+import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from . import __version__
-from .errors import NetGearError
-from .gear import NetGear
-from .sources import synthetic
-from .stats import HubSnapshot
+# FFmpeg inside OpenCV reads its log level once, when OpenCV is imported: keep its chatter
+# about unreadable files off the terminal (our own one-line error says it).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-__all__ = ["main"]
+import cv2  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .display import Display, Montage, gui_available, write_image  # noqa: E402
+from .errors import ConfigError, NetGearError, RecvTimeout  # noqa: E402
+from .gear import NetGear  # noqa: E402
+from .record import Recorder  # noqa: E402
+from .sources import Synthetic, open_source  # noqa: E402
+from .stats_view import LiveStats, StatsView, format_table  # noqa: E402
+
+__all__ = ["main", "build_parser"]
+
+_log = logging.getLogger(__name__)
 
 _PATTERNS = {"reqrep": 1, "pubsub": 2}
 
 EPILOG = """examples:
-  netgear demo                                  3 synthetic servers into one hub, 5 s
-  netgear demo --servers 8 --pattern pubsub --seconds 10
-  netgear receive --ports 5566 5567             the hub (Ctrl+C or all servers gone to stop)
-  netgear serve --address 192.168.1.10 --port 5566 --fps 15
+  netgear demo                                    3 synthetic servers into one hub, 5 s
+  netgear demo --servers 8 --pattern pubsub --seconds 10 --snapshot wall.png
+  netgear receive --ports 5566 5567 --montage --stats
+  netgear receive --ports 5566 5567 --snapshot wall.png --record videos/
+  netgear serve --address 192.168.1.10 --port 5566 --source 0 --fps 15
+  netgear serve --port 5567 --source parking.mp4 --loop --message '{"cam": "gate"}'
+
+exit codes: 0 normal end, 1 runtime error, 2 usage error, 130 interrupted (Ctrl+C)
+"""
+
+SERVE_EPILOG = """examples:
+  netgear serve --port 5566                               synthetic frames to 127.0.0.1:5566
+  netgear serve --address 192.168.1.10 --port 5566 --source 0 --size 640x480
+  netgear serve --port 5567 --source clip.mp4 --loop --topic gate
+  netgear serve --port 5568 --source captures/ --fps 2 --id shelf-cam
+"""
+
+RECEIVE_EPILOG = """examples:
+  netgear receive --ports 5566 5567 --montage             one window, one tile per server
+  netgear receive --ports 5566 5567 --windows             one window per server
+  netgear receive --ports 5566 5567 --snapshot wall.png   no display: look at wall.png
+  netgear receive --ports 5566 5567 --record videos/ --stats
+  netgear receive --ports 0 0                             kernel-chosen ports, printed first
+
+The first line printed is "hub on ports [P1, P2, ...]". The hub ends (exit 0) when every
+server is gone, after --frames N frames, or when q is pressed in a window.
+"""
+
+DEMO_EPILOG = """examples:
+  netgear demo                                    3 servers, 5 s, montage or snapshots
+  netgear demo --servers 8 --seconds 30 --pattern pubsub
+  netgear demo --no-display --snapshot demo.png
 """
 
 
-def _size(text: str) -> tuple:
+class _Usage(Exception):
+    """A usage error found after parsing (exit 2)."""
+
+
+# -- argument types ----------------------------------------------------------------------
+
+
+def _size(text: str) -> Tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"sizes start at 16x16, got {text!r}")
     return (w, h)
 
 
@@ -44,10 +96,42 @@ def _message(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--message must be JSON: {exc}") from None
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+
+
+def _positive(kind: type):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"ports are 0..65535, got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = _positive(int)(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"JPEG quality is 1..100, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``netgear`` command (also used to document it)."""
     parser = argparse.ArgumentParser(
         prog="netgear",
         description="Gather video frames from many camera hosts into one hub over ZeroMQ.",
@@ -55,104 +139,278 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"netgear {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    logs.add_argument("-q", "--quiet", action="store_true", help="only errors and the essential lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,serve,receive}")
 
-    demo = sub.add_parser("demo", help="synthetic servers (separate processes) into one hub")
-    demo.add_argument("--servers", type=int, default=3, help="number of servers (default 3)")
-    demo.add_argument("--seconds", type=float, default=5.0, help="how long the servers stream (default 5)")
-    demo.add_argument("--pattern", choices=_PATTERNS, default="reqrep")
-    demo.add_argument("--size", type=_size, default=(320, 240), help="frame size (default 320x240)")
-    demo.add_argument("--fps", type=float, default=30.0, help="frames per second per server (default 30)")
+    def command(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help[0].upper() + help[1:] + ".",
+            epilog=epilog,
+            parents=[logs],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(parser=p)
+        return p
 
-    serve = sub.add_parser("serve", help="a camera host sending synthetic frames to a hub")
-    serve.add_argument("--address", default="127.0.0.1", help="the hub's address")
-    serve.add_argument("--port", type=int, required=True)
-    serve.add_argument("--pattern", choices=_PATTERNS, default="reqrep")
-    serve.add_argument("--size", type=_size, default=(640, 480))
-    serve.add_argument("--fps", type=float, default=30.0)
-    serve.add_argument("--frames", type=int, default=None, help="stop after N frames")
-    serve.add_argument("--topic", default=None)
+    demo = command("demo", "synthetic servers in their own processes streaming into one hub", DEMO_EPILOG)
+    demo.add_argument("--servers", type=_positive(int), default=3, metavar="N", help="number of servers, 1..64 (default 3)")
+    demo.add_argument("--seconds", type=_positive(float), default=5.0, metavar="S", help="how long they stream (default 5)")
+    demo.add_argument("--pattern", choices=_PATTERNS, default="reqrep", help="messaging pattern (default reqrep)")
+    demo.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="frame size WxH (default 320x240)")
+    demo.add_argument("--fps", type=_positive(float), default=30.0, metavar="FPS", help="frames per second per server (default 30)")
+    demo.add_argument("--snapshot", metavar="FILE", default=None,
+                      help="write the montage to FILE every second (default without a display: "
+                      "netgear-demo.png in the temporary folder)")
+    demo.add_argument("--no-display", action="store_true", help="never open a window")
+    demo.add_argument("--no-stats", action="store_true", help="no per-server table while running")
+
+    serve = command("serve", "a camera host: send frames from a source to a hub", SERVE_EPILOG)
+    serve.add_argument("--address", default="127.0.0.1", help="the hub's address (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, required=True, help="the hub port assigned to this server")
+    serve.add_argument("--pattern", choices=_PATTERNS, default="reqrep", help="messaging pattern (default reqrep)")
+    serve.add_argument("--source", default="synthetic", metavar="SOURCE",
+                       help="'synthetic' (default), a camera index, a video file or a folder of images")
+    serve.add_argument("--size", type=_size, default=None, metavar="WxH",
+                       help="frame size WxH (synthetic default 640x480; others: resize to it)")
+    serve.add_argument("--fps", type=_positive(float), default=None, metavar="FPS",
+                       help="frames per second (default: 30 synthetic/folder, the file's own rate, camera's)")
+    codec = serve.add_mutually_exclusive_group()
+    codec.add_argument("--jpeg-quality", type=_quality, default=None, metavar="Q",
+                       help="send JPEG-compressed frames of quality Q (needs JPEG support in the core)")
+    codec.add_argument("--raw", action="store_true", help="send raw frames, bit-exact (the default)")
+    serve.add_argument("--topic", default=None, help="topic to publish under (default: the port)")
     serve.add_argument("--id", dest="server_id", default=None, help="server id (default host:pid)")
-    serve.add_argument("--message", type=_message, default=None, help="JSON sent with every frame")
+    serve.add_argument("--message", type=_message, default=None, metavar="JSON", help="JSON sent with every frame")
+    serve.add_argument("--frames", type=_positive(int), default=None, metavar="N", help="stop after N frames")
+    serve.add_argument("--loop", action="store_true", help="start a video file or folder over at its end")
 
-    recv = sub.add_parser("receive", help="the hub: receive from every server and print statistics")
-    recv.add_argument("--ports", type=int, nargs="+", required=True)
+    recv = command("receive", "the hub: receive from every server; show, snapshot, record, tabulate",
+                   RECEIVE_EPILOG)
+    recv.add_argument("--ports", type=_port, nargs="+", required=True, metavar="PORT",
+                      help="one port per server (0: let the kernel choose)")
     recv.add_argument("--address", default=None, help="interface to bind (default: all)")
-    recv.add_argument("--pattern", choices=_PATTERNS, default="reqrep")
-    recv.add_argument("--filter", nargs="+", default=None)
-    recv.add_argument("--frames", type=int, default=None, help="stop after N frames")
-    recv.add_argument("--timeout", type=float, default=None, help="give up after S seconds without frames")
+    recv.add_argument("--pattern", choices=_PATTERNS, default="reqrep", help="messaging pattern (default reqrep)")
+    recv.add_argument("--filter", nargs="+", default=None, metavar="PORT_OR_TOPIC",
+                      help="only servers on these ports or with these topics")
+    recv.add_argument("--montage", action="store_true", help="one window, one labelled tile per server")
+    recv.add_argument("--windows", action="store_true", help="one window per server")
+    recv.add_argument("--snapshot", metavar="FILE", default=None, help="write the montage to FILE periodically")
+    recv.add_argument("--snapshot-every", type=_positive(float), default=1.0, metavar="S",
+                      help="seconds between snapshots (default 1)")
+    recv.add_argument("--tile", type=_size, default=(320, 240), metavar="WxH", help="montage tile size (default 320x240)")
+    recv.add_argument("--columns", type=_positive(int), default=None, metavar="N", help="montage columns (default: about square)")
+    recv.add_argument("--record", metavar="DIR", default=None, help="record one video file per port into DIR")
+    recv.add_argument("--record-fps", type=_positive(float), default=30.0, metavar="FPS",
+                      help="frame rate written into recordings (default 30)")
+    recv.add_argument("--stats", action="store_true", help="a live per-server table")
+    recv.add_argument("--frames", type=_positive(int), default=None, metavar="N", help="stop after N frames")
+    recv.add_argument("--timeout", type=_positive(float), default=None, metavar="S",
+                      help="fail (exit 1) after S seconds without a frame")
+    recv.add_argument("--grace", type=float, default=30.0, metavar="S",
+                      help="seconds a port may wait for its first server (default 30)")
     return parser
 
 
-# -- output ------------------------------------------------------------------------------
+# -- the hub's side: show, snapshot, record, tabulate ------------------------------------
 
 
-def format_table(snap: HubSnapshot, rates: Dict[tuple, float]) -> str:
-    """Per-server table: port, id, state, frames, fps, drops, rejected."""
-    rows = [f"{'port':>6}  {'server':<24} {'state':<9} {'frames':>7} {'fps':>6} {'dropped':>7} {'rejected':>8}"]
-    for s in snap.servers:
-        rejected = sum(snap.rejected(s.port).values())
-        fps = rates.get((s.port, s.server_id), 0.0)
-        rows.append(
-            f"{s.port:>6}  {(s.server_id or '-'):<24.24} {s.state:<9} {s.frames:>7} {fps:>6.1f} "
-            f"{s.dropped:>7} {rejected:>8}"
-        )
-    return "\n".join(rows)
+class HubView:
+    """Everything ``receive`` and ``demo`` do with the hub's packets besides counting them."""
 
-
-class _Rates:
-    def __init__(self) -> None:
-        self._last: Dict[tuple, tuple] = {}
-
-    def update(self, snap: HubSnapshot) -> Dict[tuple, float]:
+    def __init__(
+        self,
+        hub: NetGear,
+        out: TextIO,
+        *,
+        montage: bool = False,
+        windows: bool = False,
+        snapshot: Optional[str] = None,
+        snapshot_every: float = 1.0,
+        record: Optional[str] = None,
+        record_fps: float = 30.0,
+        stats: bool = False,
+        tile: Tuple[int, int] = (320, 240),
+        columns: Optional[int] = None,
+        filter: Optional[Sequence[str]] = None,
+        quiet: bool = False,
+    ) -> None:
+        self.hub = hub
+        self.out = out
+        self.quiet = quiet
+        self.live = LiveStats()
+        self.montage = Montage(tile, columns, filter=filter)
+        self.windows = windows
+        self.display: Optional[Display] = Display() if (montage or windows) else None
+        if self.display is not None and not self.display.enabled and not snapshot:
+            _log.warning("use --snapshot FILE to look at the streams on a machine without a display")
+        self.snapshot = Path(snapshot) if snapshot else None
+        if self.snapshot is not None:
+            _check_image_path(self.snapshot)
+        self.snapshot_every = snapshot_every
+        self.recorder = Recorder(record, fps=record_fps) if record else None
+        self.table = StatsView(out) if stats and not quiet else None
         now = time.monotonic()
-        rates = {}
-        for s in snap.servers:
-            key = (s.port, s.server_id)
-            prev = self._last.get(key)
-            rates[key] = (s.frames - prev[1]) / max(1e-9, now - prev[0]) if prev else 0.0
-            self._last[key] = (now, s.frames)
-        return rates
+        self._next_snapshot = now + snapshot_every
+        self._next_frame = now
+        self._next_progress = now + 5.0
+        self.frames = 0
+
+    def packet(self, packet: Any) -> None:
+        self.frames += 1
+        self.live.observe(packet)
+        self.montage.update(packet)
+        if self.recorder is not None:
+            self.recorder.write(packet.port, packet.frame)
+
+    def tick(self) -> bool:
+        """Periodic work; False when the user closed the display."""
+        for event in self.hub.pop_events():
+            self._print_event(event)
+        now = time.monotonic()
+        snap = None
+        if self.table is not None and self.table.due():
+            snap = self.hub.snapshot()
+            self.table.update(self.live.rows(snap), f"{self.frames} frames")
+        elif self.table is None and not self.quiet and now >= self._next_progress:
+            snap = self.hub.snapshot()
+            alive = len(snap.alive())
+            print(f"{self.frames} frames so far from {alive} server{'s' * (alive != 1)} alive", file=self.out,
+                  flush=True)
+            self._next_progress = now + 5.0
+        if self.snapshot is not None and now >= self._next_snapshot:
+            self.write_snapshot(snap)
+            self._next_snapshot = now + self.snapshot_every
+        if self.display is not None and self.display.enabled and now >= self._next_frame:
+            self._next_frame = now + 1 / 30
+            return self._show(snap)
+        return True
+
+    def _show(self, snap: Any) -> bool:
+        assert self.display is not None
+        snap = snap or self.hub.snapshot()
+        self.live.rows(snap)  # refreshes the rates shown on the tiles
+        rates = self.live.rates()
+        if not self.windows:
+            return self.display.show("netgear", self.montage.render(snap, rates))
+        keep_going = True
+        for key in self.montage.keys(snap):
+            tile = self.montage.tiles.get(key)
+            if tile is None or tile.frame is None:
+                continue
+            image = self.montage.tile_image(key, snap, rates, size=(tile.frame.shape[1], tile.frame.shape[0]))
+            keep_going = self.display.show(f"{key[0]} {key[1]}", image) and keep_going
+        return keep_going
+
+    def write_snapshot(self, snap: Any = None) -> None:
+        if self.snapshot is None:
+            return
+        snap = snap or self.hub.snapshot()
+        self.live.rows(snap)
+        write_image(self.snapshot, self.montage.render(snap, self.live.rates()))
+
+    def _print_event(self, event: Any) -> None:
+        if self.quiet or event.kind == "ended":
+            return
+        who = f"{event.port} {event.server_id or '(nobody)'}"
+        detail = f" ({event.reason})" if event.reason else ""
+        if event.kind == "duplicate":
+            detail = f" (also {event.other_id} on this port)"
+        print(f"{who} {event.kind}{detail}", file=self.out, flush=True)
+
+    def close(self, how: str) -> None:
+        """Final snapshot, files closed, final table and summary."""
+        for event in self.hub.pop_events():
+            self._print_event(event)
+        snap = self.hub.snapshot()
+        rows = self.live.rows(snap)
+        if self.table is not None:
+            self.table.close()
+        if self.display is not None:
+            self.display.close()
+        if self.snapshot is not None:
+            self.write_snapshot(snap)
+        if self.recorder is not None:
+            self.recorder.close()
+        if not self.quiet:
+            print("final:\n" + format_table(rows), file=self.out)
+            for port, path in sorted(self.recorder.files.items()) if self.recorder else []:
+                print(f"recorded port {port}: {path} ({self.recorder.counts[port]} frames)", file=self.out)
+            if self.snapshot is not None:
+                print(f"snapshot: {self.snapshot}", file=self.out)
+        print(f"received {self.frames} frames; {how}", file=self.out, flush=True)
+
+
+def _check_image_path(path: Path) -> None:
+    """Fail before receiving anything if snapshots cannot be written to ``path``."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise OSError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OSError(f"{path}: the folder {folder} is not writable")
+    if not cv2.haveImageWriter(str(path)):
+        raise OSError(f"{path}: no image format for this extension (use .png or .jpg)")
+
+
+def _receive_loop(hub: NetGear, view: HubView, *, frames: Optional[int], timeout: Optional[float]) -> str:
+    """Feed packets to ``view`` until the end; return why it ended."""
+    last_frame = time.monotonic()
+    while frames is None or view.frames < frames:
+        try:
+            packet = hub.recv_packet(timeout=0.1)
+        except RecvTimeout:
+            if timeout is not None and time.monotonic() - last_frame >= timeout:
+                raise RecvTimeout(f"no frame for {timeout:g}s on ports {hub.ports} (--timeout)") from None
+            if not view.tick():
+                return "display closed"
+            continue
+        if packet is None:
+            return "every server is gone"
+        last_frame = time.monotonic()
+        view.packet(packet)
+        if not view.tick():
+            return "display closed"
+    return f"stopped after {frames} frames"
 
 
 # -- commands ----------------------------------------------------------------------------
 
 
-def _serve_process(port: int, pattern: int, size: tuple, fps: float, seconds: float, seed: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True) as server:
-        deadline = time.monotonic() + seconds
-        for frame in synthetic(size, fps, seed=seed):
-            if time.monotonic() >= deadline:
-                break
-            server.send(frame, message={"seed": seed})
-
-
-def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    pattern = _PATTERNS[args.pattern]
-    if not 1 <= args.servers <= 64:
-        raise _Usage("--servers must be between 1 and 64")
-    ctx = mp.get_context("spawn")
+def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
+    options: Dict[str, Any] = {"multiserver_mode": True, "startup_grace": args.grace}
+    if args.filter:
+        options["filter"] = args.filter
+    if args.montage and args.windows:
+        raise _Usage("choose one of --montage and --windows")
+    if args.snapshot:
+        _check_image_path(Path(args.snapshot))  # before binding anything
     with NetGear(
-        address="127.0.0.1", port=[0] * args.servers, pattern=pattern, receive_mode=True, multiserver_mode=True
+        address=args.address, port=args.ports, pattern=_PATTERNS[args.pattern], receive_mode=True, **options
     ) as hub:
-        procs = [
-            ctx.Process(target=_serve_process, args=(p, pattern, args.size, args.fps, args.seconds, i), daemon=True)
-            for i, p in enumerate(hub.ports)
-        ]
-        for proc in procs:
-            proc.start()
-        print(f"hub on ports {hub.ports}; {args.servers} synthetic servers for {args.seconds:g}s", file=out)
+        print(f"hub on ports {hub.ports}", file=out, flush=True)
+        view = HubView(
+            hub,
+            out,
+            montage=args.montage,
+            windows=args.windows,
+            snapshot=args.snapshot,
+            snapshot_every=args.snapshot_every,
+            record=args.record,
+            record_fps=args.record_fps,
+            stats=args.stats,
+            tile=args.tile,
+            columns=args.columns,
+            filter=args.filter,
+            quiet=args.quiet,
+        )
+        how = "interrupted"
         try:
-            _receive_loop(hub, out, frames=None, timeout=args.seconds + 30)
+            how = _receive_loop(hub, view, frames=args.frames, timeout=args.timeout)
         finally:
-            for proc in procs:
-                proc.join(2)
-                if proc.is_alive():
-                    proc.kill()
+            view.close(how)
     return 0
 
 
@@ -162,66 +420,129 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         options["topic"] = args.topic
     if args.server_id:
         options["server_id"] = args.server_id
-    with NetGear(address=args.address, port=args.port, pattern=_PATTERNS[args.pattern], **options) as server:
-        print(f"serving {args.size[0]}x{args.size[1]} at {args.fps:g} fps to {args.address}:{args.port}", file=out)
-        sent = 0
-        for frame in synthetic(args.size, args.fps, frames=args.frames):
+    if args.jpeg_quality is not None:
+        options.update(jpeg_compression=True, jpeg_compression_quality=args.jpeg_quality)
+    source = open_source(args.source, size=args.size, fps=args.fps, frames=args.frames, loop=args.loop,
+                         seed=args.port)
+    try:
+        server = NetGear(address=args.address, port=args.port, pattern=_PATTERNS[args.pattern], **options)
+    except ConfigError as exc:
+        if args.jpeg_quality is not None and exc.option.startswith("jpeg"):
+            raise _Usage(f"--jpeg-quality: {exc}") from None
+        raise
+    sent, how = 0, "the source ended"
+    try:
+        if isinstance(source, Synthetic):
+            source.label = server.server_id
+        print(f"serving {args.source} to {args.address}:{args.port} as {server.server_id}", file=out, flush=True)
+        start = next_progress = time.monotonic()
+        for frame in source:
             server.send(frame, message=args.message)
             sent += 1
-    print(f"sent {sent} frames", file=out)
+            if not args.quiet and time.monotonic() >= next_progress + 5.0:
+                next_progress = time.monotonic()
+                print(f"sent {sent} frames ({sent / (next_progress - start):.1f} fps)", file=out, flush=True)
+        if args.frames is not None and sent >= args.frames:
+            how = f"--frames {args.frames}"
+    finally:
+        server.close()
+        getattr(source, "release", lambda: None)()
+    print(f"sent {sent} frames; {how}", file=out, flush=True)
     return 0
 
 
-def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
-    options: Dict[str, Any] = {"multiserver_mode": True}
-    if args.filter:
-        options["filter"] = args.filter
-    with NetGear(
-        address=args.address, port=args.ports, pattern=_PATTERNS[args.pattern], receive_mode=True, **options
-    ) as hub:
-        print(f"hub on ports {hub.ports}", file=out)
-        _receive_loop(hub, out, frames=args.frames, timeout=args.timeout)
+def _demo_server(port: int, pattern: int, size: Tuple[int, int], fps: float, seconds: float, index: int,
+                 stop: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent decides
+    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True,
+                 server_id=f"demo-{index + 1}") as server:
+        deadline = time.monotonic() + seconds
+        for frame in Synthetic(size, fps, seed=index, label=f"demo-{index + 1}"):
+            if stop.is_set() or time.monotonic() >= deadline:
+                break
+            server.send(frame, message={"server": index + 1})
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    if args.servers > 64:
+        raise _Usage("--servers must be between 1 and 64")
+    pattern = _PATTERNS[args.pattern]
+    show = not args.no_display and gui_available()
+    snapshot = args.snapshot
+    if snapshot is None and not show:
+        snapshot = os.path.join(tempfile.gettempdir(), "netgear-demo.png")
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    with NetGear(address="127.0.0.1", port=[0] * args.servers, pattern=pattern, receive_mode=True,
+                 multiserver_mode=True, startup_grace=30.0) as hub:
+        print(f"hub on ports {hub.ports}; {args.servers} synthetic servers for {args.seconds:g}s", file=out,
+              flush=True)
+        if snapshot:
+            print(f"{'no display: ' if not show else ''}writing the montage to {snapshot} every second", file=out,
+                  flush=True)
+        procs = [
+            ctx.Process(target=_demo_server, args=(p, pattern, args.size, args.fps, args.seconds, i, stop),
+                        daemon=True, name=f"netgear-demo-server-{i + 1}")
+            for i, p in enumerate(hub.ports)
+        ]
+        for proc in procs:
+            proc.start()
+        view = HubView(hub, out, montage=show, snapshot=snapshot, stats=not args.no_stats, quiet=args.quiet)
+        how = "interrupted"
+        try:
+            how = _receive_loop(hub, view, frames=None, timeout=args.seconds + 30)
+        finally:
+            _stop_servers(hub, procs, stop)
+            view.close(how)
+        failed = [p.name for p in procs if p.exitcode not in (0, None) and how == "every server is gone"]
+        if failed:
+            raise RuntimeError(f"demo servers failed: {', '.join(failed)}")
     return 0
 
 
-def _receive_loop(hub: NetGear, out: TextIO, *, frames: Optional[int], timeout: Optional[float]) -> None:
-    rates = _Rates()
-    rates.update(hub.snapshot())
-    next_report = time.monotonic() + 1.0
-    count = 0
-    while frames is None or count < frames:
-        packet = hub.recv_packet(timeout=timeout)
-        if packet is None:
-            break
-        count += 1
-        if time.monotonic() >= next_report:
-            snap = hub.snapshot()
-            print(format_table(snap, rates.update(snap)) + "\n", file=out, flush=True)
-            next_report += 1.0
-    snap = hub.snapshot()
-    print("final:\n" + format_table(snap, rates.update(snap)), file=out)
-    print(f"received {count} frames; {'every server is gone' if snap.ended else 'stopped'}", file=out, flush=True)
+def _stop_servers(hub: NetGear, procs: List[Any], stop: Any) -> None:
+    """Ask the servers to stop, keep the hub draining so none waits on it, then reap them."""
+    stop.set()
+    deadline = time.monotonic() + 5.0
+    try:
+        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+            try:
+                if hub.recv_packet(timeout=0.05) is None:
+                    break
+            except RecvTimeout:
+                pass
+    finally:
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1)
 
 
-class _Usage(Exception):
-    pass
+# -- entry point -------------------------------------------------------------------------
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(2, args.verbose)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="netgear: %(levelname)s: %(name)s: %(message)s")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     commands = {"demo": cmd_demo, "serve": cmd_serve, "receive": cmd_receive}
     try:
         return commands[args.command](args, sys.stdout)
     except _Usage as exc:
-        parser.error(str(exc))
+        args.parser.error(str(exc))  # exits 2
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("netgear: interrupted", file=sys.stderr)
         return 130
-    except (NetGearError, OSError) as exc:
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing more to say
+        return 1
+    except (NetGearError, OSError, RuntimeError) as exc:
         print(f"netgear: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1
 
