@@ -124,6 +124,21 @@ class Decoded:
     message: Any
     has_message: bool
     nbytes: int
+    encoded: Encoded | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Encoded:
+    """A compressed frame as it arrived (``codec`` "jpeg"), checked but not decoded.
+
+    ``data`` is a view of the received bytes, ``colorspace`` what the sender encoded
+    from (and what the receiver decodes to), ``shape`` the original frame's shape.
+    """
+
+    codec: str
+    data: memoryview
+    colorspace: str
+    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

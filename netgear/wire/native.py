@@ -40,7 +40,8 @@ import msgpack
 import numpy as np
 
 from netgear.errors import MessageTooLarge, ProtocolError
-from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Kind, Limits
+from netgear import codecs
+from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Encoded, Kind, Limits
 from netgear.wire.values import pack_value, unpack_value
 
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
 
 MAGIC: Final = b"\xabNG"
 VERSION: Final = 1
-CODECS: Final = frozenset({"raw"})
+CODECS: Final = frozenset({"raw", "jpeg"})
 
 REASONS: Final = (
     "bad_parts",  # wrong number of parts, or a part that is not a buffer
@@ -66,7 +67,8 @@ REASONS: Final = (
     "oversize",  # header, frame payload or message bytes over the limits
     "bad_header",  # header not a well-formed map of the right keys and value types
     "bad_kind",  # unknown kind, or a kind not expected here (ACK vs data)
-    "bad_codec",  # frame codec other than "raw"
+    "bad_codec",  # frame codec other than "raw"/"jpeg", or a JPEG colorspace we do not know
+    "bad_jpeg",  # JPEG header unreadable or declaring another size than the wire header
     "bad_dtype",  # frame dtype not in DTYPES
     "bad_shape",  # frame shape not a list of ints >= 0, or too many dimensions
     "size_mismatch",  # frame payload length != product(shape) * itemsize
@@ -109,6 +111,7 @@ def encode_frame(
     frame: np.ndarray | None,
     message: Any = NO_MESSAGE,
     limits: Limits,
+    encoded: Encoded | None = None,
 ) -> list[bytes | memoryview]:
     """Encode a FRAME as parts for ``send_multipart(copy=False)``.
 
@@ -125,7 +128,12 @@ def encode_frame(
     """
     header = _common_header(Kind.FRAME, seq, sent_ns, server_id, session, topic)
     payload: list[bytes | memoryview] = []
-    if frame is not None:
+    if encoded is not None:
+        if frame is not None:
+            raise ValueError("pass either frame or encoded, not both")
+        header["f"] = [encoded.codec, encoded.colorspace, list(encoded.shape)]
+        payload.append(encoded.data)
+    elif frame is not None:
         header["f"], view = _frame_payload(frame, limits)
         payload.append(view)
     if message is not NO_MESSAGE:
@@ -281,7 +289,12 @@ def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
     expected_parts = 2 if "f" in header else 1
     if len(views) != expected_parts:
         raise ProtocolError("bad_parts", f"{len(views)} parts, expected {expected_parts}")
-    frame = _decode_frame(header["f"], views[1], limits) if "f" in header else None
+    frame = encoded = None
+    if "f" in header:
+        if header["f"][0] == "jpeg":
+            encoded = _check_jpeg(header["f"], views[1], limits)
+        else:
+            frame = _decode_frame(header["f"], views[1], limits)
     has_message = "m" in header
     return Decoded(
         kind=kind,
@@ -294,7 +307,28 @@ def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
         message=_unpack_field(header, "m", limits) if has_message else None,
         has_message=has_message,
         nbytes=sum(view.nbytes for view in views),
+        encoded=encoded,
     )
+
+
+def _check_jpeg(meta: list[Any], payload: memoryview, limits: Limits) -> Encoded:
+    """Validate a JPEG frame's metadata and JPEG header; nothing is decompressed here."""
+    _, colorspace, shape = meta
+    channels = codecs.COLORSPACES.get(colorspace) if type(colorspace) is str else None
+    if channels is None:
+        raise ProtocolError("bad_codec", f"unknown JPEG colorspace {str(colorspace)[:32]!r}")
+    if not all(type(dim) is int and dim > 0 for dim in shape):
+        raise ProtocolError("bad_shape", f"shape {shape!r} is not a list of ints > 0")
+    if len(shape) not in (2, 3) or (len(shape) == 2 and channels != 1) or (
+        len(shape) == 3 and shape[2] != channels
+    ):
+        raise ProtocolError("bad_shape", f"shape {shape} does not fit colorspace {colorspace}")
+    if math.prod(shape) > limits.max_frame_bytes:
+        raise ProtocolError("oversize", f"JPEG frame of shape {shape} over max_frame_bytes")
+    if payload.nbytes > limits.max_frame_bytes:
+        raise ProtocolError("oversize", f"JPEG is {payload.nbytes} bytes")
+    codecs.check_jpeg(payload, shape, limits.max_frame_bytes // channels)
+    return Encoded("jpeg", payload, colorspace, tuple(shape))
 
 
 def _decode_ack(parts: Sequence[Any], limits: Limits) -> Ack:

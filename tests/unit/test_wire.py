@@ -105,6 +105,16 @@ DROP = object()
 PAYLOAD = b"\x01\x02\x03\x04"
 
 
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A tiny real grayscale JPEG whose SOF0 header is patched to declare width x height."""
+    import simplejpeg
+
+    data = bytearray(simplejpeg.encode_jpeg(np.zeros((8, 8, 1), np.uint8), colorspace="GRAY", colorsubsampling="Gray"))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
 # -------------------------------------------------------------------- shared types
 
 
@@ -677,7 +687,26 @@ CASES: dict[str, tuple[str, list[Any], Limits, Callable[..., Any]]] = {
     "ack to decode": ("bad_kind", [H({"k": 3, "q": 1})], LIMITS, decode),
     "heartbeat to decode_ack": ("bad_kind", [H(CH())], LIMITS, decode_ack),
     "frame to decode_ack": ("bad_kind", [H(FH(f=DROP))], LIMITS, decode_ack),
-    "codec jpeg": ("bad_codec", [H(FH(f=["jpeg", "|u1", [4]])), PAYLOAD], LIMITS, decode),
+    "jpeg colorspace |u1": ("bad_codec", [H(FH(f=["jpeg", "|u1", [4]])), PAYLOAD], LIMITS, decode),
+    "jpeg garbage": ("bad_jpeg", [H(FH(f=["jpeg", "BGR", [4, 4, 3]])), PAYLOAD], LIMITS, decode),
+    "jpeg declares another size": (
+        "bad_jpeg",
+        [H(FH(f=["jpeg", "GRAY", [8, 16]])), _jpeg_declaring(8, 16)],
+        LIMITS,
+        decode,
+    ),
+    "jpeg declares 30000x30000": (
+        "oversize",
+        [H(FH(f=["jpeg", "GRAY", [30000, 30000]])), _jpeg_declaring(30000, 30000)],
+        Limits(max_frame_bytes=64 << 20),
+        decode,
+    ),
+    "jpeg shape/colorspace mismatch": (
+        "bad_shape",
+        [H(FH(f=["jpeg", "BGR", [4, 4]])), PAYLOAD],
+        LIMITS,
+        decode,
+    ),
     "codec empty": ("bad_codec", [H(FH(f=["", "|u1", [4]])), PAYLOAD], LIMITS, decode),
     "dtype <c16": ("bad_dtype", [H(FH(f=["raw", "<c16", [4]])), PAYLOAD], LIMITS, decode),
     "dtype O": ("bad_dtype", [H(FH(f=["raw", "O", [4]])), PAYLOAD], LIMITS, decode),
@@ -927,3 +956,23 @@ def test_codec_modules_import_neither_zmq_nor_pickle() -> None:
             node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
         }
         assert not {name.split(".")[0] for name in imported} & {"zmq", "pickle", "marshal", "dill"}
+
+
+@pytest.mark.parametrize("colorspace,shape", [("BGR", (48, 64, 3)), ("GRAY", (48, 64)), ("RGBA", (16, 16, 4))])
+def test_jpeg_frames_travel_encoded_and_are_checked_not_decoded(colorspace, shape) -> None:
+    from netgear import codecs
+    from netgear.wire import Encoded
+
+    frame = np.random.default_rng(1).integers(0, 256, size=shape, dtype=np.uint8)
+    settings = codecs.JpegSettings(colorspace=colorspace)
+    data = codecs.encode_jpeg(frame, settings)
+    parts = encode_frame(
+        seq=1, sent_ns=2, server_id="a", session=3, topic="t", frame=None, limits=LIMITS,
+        encoded=Encoded("jpeg", memoryview(data), colorspace, shape),
+    )
+    got = decode(parts, LIMITS)
+    assert got.frame is None and got.encoded is not None
+    assert bytes(got.encoded.data) == data and got.encoded.shape == shape
+    image = codecs.decode_jpeg(got.encoded.data, colorspace, shape, fastdct=False, fastupsample=False)
+    assert image.shape == shape and image.dtype == np.uint8 and image.flags.writeable
+    assert np.abs(image.astype(int) - frame.astype(int)).mean() < 80  # lossy, random content
