@@ -390,7 +390,6 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
     with NetGear(
         address=args.address, port=args.ports, pattern=_PATTERNS[args.pattern], receive_mode=True, **options
     ) as hub:
-        print(f"hub on ports {hub.ports}", file=out, flush=True)
         view = HubView(
             hub,
             out,
@@ -408,6 +407,7 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
         )
         how = "interrupted"
         try:
+            print(f"hub on ports {hub.ports}", file=out, flush=True)  # after setup: Ctrl+C is handled from here
             how = _receive_loop(hub, view, frames=args.frames, timeout=args.timeout)
         finally:
             view.close(how)

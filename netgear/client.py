@@ -1,31 +1,41 @@
 """The receiving side (the hub).
 
-One I/O thread owns every socket. It decodes what arrives (outside the lock), then, under
-one condition lock, feeds the liveness machine, files each packet in its server's queue,
-answers REQ/REP requests and wakes consumers. Consumers (``recv_packet``) only ever wait on
-that condition, so a waiting hub costs no CPU. Malformed messages are dropped and counted
-per port; nothing a peer sends can stop the loop.
+One I/O thread owns every socket. It recognises each message's wire format (netgear's own,
+vidgear's, imagezmq's), validates it (outside the lock), then, under one condition lock,
+feeds the liveness machine, files the packet in its server's queue, answers REQ/REP
+requests and wakes consumers. JPEG frames go to a small pool of decoder threads (one per
+server at a time, so each server's order is kept, several servers in parallel; the codec
+releases the GIL). Consumers (``recv_packet``) only ever wait on the condition, so a
+waiting hub costs no CPU. Malformed messages are dropped and counted per port; nothing a
+peer sends can stop the loop.
+
+Copies on the receive path: a raw frame is a numpy view over the buffer ZeroMQ received
+into (no copy); a JPEG frame is decoded straight into its output array (no copy besides the
+decode itself) and its compressed bytes are handed over as a view (``packet.jpeg``).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
+import os
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
+from types import ModuleType
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
+from . import codecs
 from .errors import ClosedError, ProtocolError, RecvTimeout
 from .liveness import Event, Liveness
 from .options import Settings
 from .packet import Packet
 from .stats import HubSnapshot, PortStats, ServerStats
 from .transport import CONTROL_TOPIC, Disconnected, HubTransport, Incoming, topic_frame
-from .wire import NO_MESSAGE, Kind, Limits
-from .wire import native
+from .wire import NO_MESSAGE, Decoded, Kind, Limits, formats
 
 __all__ = ["Client"]
 
@@ -38,16 +48,20 @@ _MAX_SLEEP = 1.0
 
 @dataclass
 class _Pending:
-    """A REQ/REP request the hub has not answered yet."""
+    """A request the hub has not answered yet (REQ/REP, or a vidgear PAIR peer)."""
 
     port: int
-    route: Optional[bytes]
+    envelope: List[Any]
     seq: int
+    fmt: ModuleType
+    decoded: Decoded
+    #: an answer is queued for the I/O thread, which sends it and forgets this entry
+    answered: bool = False
 
 
 @dataclass
 class _Book:
-    """Per-server bookkeeping owned by the I/O thread (read under the lock)."""
+    """Per-server bookkeeping, changed under the hub's lock."""
 
     topic: str = ""
     session: Optional[int] = None
@@ -59,9 +73,86 @@ class _Book:
     filtered: int = 0
     duplicates: int = 0
     lost: int = 0
-    pending: Optional[_Pending] = None
-    last_ack: Optional[Tuple[int, List[bytes]]] = None
+    decoding: int = 0
+    local_seq: int = 0
+    #: a foreign sender: no heartbeats, so its liveness is its connection
+    quiet: bool = False
+    pending: Deque[_Pending] = field(default_factory=collections.deque)
+    last_ack: Optional[Tuple[int, List[Any]]] = None
     queue: Deque[Tuple[int, Packet]] = field(default_factory=collections.deque)
+
+
+@dataclass
+class _Job:
+    """A JPEG frame waiting for a decoder thread."""
+
+    key: Key
+    packet: Packet
+    encoded: Any
+    fastdct: bool
+    fastupsample: bool
+
+
+class _Decoders:
+    """Decoder threads. A server is always served by the same thread, so its frames stay
+    in order; different servers decode in parallel."""
+
+    def __init__(self, count: int, done: Callable[[_Job, Any, Optional[ProtocolError]], None], name: str) -> None:
+        self._done = done
+        self._cond = threading.Condition()
+        self._queues: List[Deque[_Job]] = [collections.deque() for _ in range(count)]
+        self._assigned: Dict[Key, int] = {}
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"{name}-decode{i}", daemon=True) for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: _Job, replace: bool) -> int:
+        """Queue ``job``; with ``replace``, first drop that server's jobs not yet started.
+        Returns how many were dropped."""
+        with self._cond:
+            index = self._assigned.setdefault(job.key, len(self._assigned) % len(self._queues))
+            queue = self._queues[index]
+            dropped = 0
+            if replace:
+                kept = [j for j in queue if j.key != job.key]
+                dropped = len(queue) - len(kept)
+                if dropped:
+                    queue.clear()
+                    queue.extend(kept)
+            queue.append(job)
+            self._cond.notify_all()
+            return dropped
+
+    def _work(self, index: int) -> None:
+        queue = self._queues[index]
+        while True:
+            with self._cond:
+                while not queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = queue.popleft()
+            try:
+                enc = job.encoded
+                image = codecs.decode_jpeg(
+                    enc.data, enc.colorspace, enc.shape, fastdct=job.fastdct, fastupsample=job.fastupsample
+                )
+                self._done(job, image, None)
+            except ProtocolError as exc:
+                self._done(job, None, exc)
+            except Exception as exc:  # pragma: no cover - a decoder bug must not kill the thread
+                self._done(job, None, ProtocolError("internal", repr(exc)))
+
+    def close(self, timeout: float) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class Client:
@@ -71,8 +162,8 @@ class Client:
         self._settings = settings
         self._opts = opts = settings.options
         self._log = log or _log
+        self._pattern = settings.pattern
         self._limits = Limits(opts.max_message_bytes, opts.max_frame_bytes)
-        self._reqrep = settings.pattern == 1
         self._bidirectional = opts.bidirectional_mode
         self._latest = settings.delivery == "latest"
         self._filter = frozenset(opts.filter) if opts.filter else None
@@ -83,7 +174,7 @@ class Client:
         self._ready: Dict[Key, None] = {}
         self._order = itertools.count()
         self._rejected: Dict[int, collections.Counter] = {p: collections.Counter() for p in self.ports}
-        self._commands: Deque[Tuple[Key, int, Any]] = collections.deque()
+        self._commands: Deque[Tuple[str, Key, int, Any]] = collections.deque()
         self._events: Deque[Event] = collections.deque(maxlen=1000)
         self._unanswered: Optional[Packet] = None
         self._liveness = Liveness(
@@ -95,7 +186,12 @@ class Client:
         )
         self._ended = False
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"netgear-hub-{self.ports[0]}", daemon=True)
+        name = f"netgear-hub-{self.ports[0]}"
+        threads = opts.decode_threads or max(1, min(4, os.cpu_count() or 1))
+        self._decoders: Optional[_Decoders] = None
+        if opts.jpeg_decode:
+            self._decoders = _Decoders(threads, self._decoded, name)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self._log.info(
             "hub listening on %s (%s, delivery=%s)",
@@ -120,7 +216,7 @@ class Client:
                 packet = self._pop()
                 if packet is not None:
                     return packet
-                if self._ended or self._closed:
+                if self._closed or (self._ended and not self._decoding()):
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -134,6 +230,9 @@ class Client:
                 return
             yield packet
 
+    def _decoding(self) -> int:
+        return sum(book.decoding for book in self._books.values())
+
     def _pop(self) -> Optional[Packet]:
         if not self._ready:
             return None
@@ -144,9 +243,12 @@ class Client:
             del self._ready[key]
         if self._bidirectional:
             self._unanswered = packet
-        elif book.pending is not None and len(book.queue) <= self._opts.queue_size:
-            self._command(key, book.pending.seq, NO_MESSAGE)  # back-pressure released
+        elif book.pending and self._has_room(book):
+            self._command("release", key, 0, NO_MESSAGE)  # back-pressure lifted
         return packet
+
+    def _has_room(self, book: _Book) -> bool:
+        return len(book.queue) + book.decoding < self._opts.queue_size
 
     def _answer_previous(self, answer: Any) -> None:
         packet, self._unanswered = self._unanswered, None
@@ -160,15 +262,17 @@ class Client:
         if self._unanswered is packet:
             self._unanswered = None
         book = self._books.get((packet.port, packet.server_id))
-        if book is None or book.pending is None or book.pending.seq != packet.seq:
+        pending = next((p for p in book.pending if p.seq == packet.seq), None) if book else None
+        if pending is None or pending.answered:
             return False
-        # Encoded here so a bad reply raises in the caller's thread, not in the I/O loop.
-        native.encode_ack(packet.seq, data, limits=self._limits)
-        self._command((packet.port, packet.server_id), packet.seq, data)
+        # Encoded here so that bad data raises in the caller's thread, not in the I/O loop.
+        formats.reply(pending.fmt, pending.decoded, data, limits=self._limits, pattern=self._pattern)
+        pending.answered = True
+        self._command("answer", (packet.port, packet.server_id), packet.seq, data)
         return True
 
-    def _command(self, key: Key, seq: int, data: Any) -> None:
-        self._commands.append((key, seq, data))
+    def _command(self, kind: str, key: Key, seq: int, data: Any) -> None:
+        self._commands.append((kind, key, seq, data))
         self._transport.wake()
 
     def snapshot(self) -> HubSnapshot:
@@ -200,7 +304,7 @@ class Client:
             frames=book.frames,
             messages=book.messages,
             bytes=book.bytes,
-            queued=len(book.queue),
+            queued=len(book.queue) + book.decoding,
             dropped=book.dropped,
             filtered=book.filtered,
             duplicates=book.duplicates,
@@ -227,8 +331,10 @@ class Client:
             self._closed = True
             self._cond.notify_all()
         self._transport.wake()
+        if self._decoders is not None:
+            self._decoders.close(0.4)
         if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=0.9)
+            self._thread.join(timeout=0.5)
         if not self._thread.is_alive():
             self._transport.close()
         self._log.debug("hub on ports %s closed", self.ports)
@@ -246,7 +352,9 @@ class Client:
     def _subscriptions(self, port: int) -> List[bytes]:
         if self._filter is None or str(port) in self._filter:
             return [b""]
-        return [CONTROL_TOPIC] + [topic_frame(t) for t in sorted(self._filter)]
+        # foreign publishers send no topic frame (their first part is JSON): let them in
+        # and filter them by topic in Python
+        return [CONTROL_TOPIC, b"{"] + [topic_frame(t) for t in sorted(self._filter)]
 
     def _run(self) -> None:
         while not self._closed:
@@ -282,57 +390,81 @@ class Client:
             if delivered:
                 self._cond.notify_all()
 
-    def _decode(self, inc: Incoming) -> Optional[Tuple[Incoming, Any]]:
+    def _decode(self, inc: Incoming) -> Optional[Tuple[Incoming, ModuleType, Decoded]]:
+        fmt = formats.detect(inc.parts)
         try:
-            return inc, native.decode(inc.parts, self._limits)
+            return inc, fmt, fmt.decode(inc.parts, self._limits)
         except ProtocolError as exc:
             reason, detail = exc.reason, exc
         except Exception as exc:  # a codec bug must not cost the rest of the batch
             reason, detail = "internal", exc
         with self._cond:
             self._rejected[inc.port][reason] += 1
+        refusal = formats.refusal(fmt, self._pattern)
+        if refusal is not None:  # its sender waits for an answer whatever happens
+            self._transport.reply(inc.port, inc.envelope, refusal)
         self._log.debug("port %s: dropped a message (%s)", inc.port, detail)
         return None
 
-    def _on_message(self, inc: Incoming, msg: Any, now: float) -> bool:
+    def _on_message(self, inc: Incoming, fmt: ModuleType, msg: Decoded, now: float) -> bool:
         key = (inc.port, msg.server_id)
-        if msg.kind == Kind.BYE:
-            self._on_events(self._liveness.bye(inc.port, msg.server_id, now))
-            self._release_hold(key)
-            return False
-        self._on_events(self._liveness.message(inc.port, msg.server_id, now, session=msg.session, conn=inc.conn))
         book = self._books.get(key)
         if book is None:
-            book = self._books[key] = _Book(topic=msg.topic)
+            book = self._books[key] = _Book(topic=msg.topic, quiet=not formats.heartbeats(fmt))
+        if msg.kind == Kind.BYE:
+            self._on_events(self._liveness.bye(inc.port, msg.server_id, now))
+            self._drop_pending(key, book)
+            self._reply(inc.port, inc.envelope, fmt, msg)  # vidgear waits for this answer
+            return False
+        first = self._liveness.state_of(inc.port, msg.server_id) is None
+        self._on_events(self._liveness.message(inc.port, msg.server_id, now, session=msg.session, conn=inc.conn))
+        if first and book.quiet:
+            self._liveness.hold(inc.port, msg.server_id, True)  # silence never counts against it
         book.topic = msg.topic
         if msg.kind != Kind.FRAME:
             return False
-        if not self._is_new(book, msg, inc):
+        seq = self._sequence(book, inc, fmt, msg)
+        if seq is None:
             return False
         if self._filter is not None and msg.topic not in self._filter and str(inc.port) not in self._filter:
             book.filtered += 1
-            self._ack(key, book, inc, msg.seq)
+            self._reply(inc.port, inc.envelope, fmt, msg, seq=seq)
             return False
-        self._file(key, book, inc, msg, now)
-        return True
+        return self._admit(key, book, inc, fmt, msg, seq)
 
-    def _is_new(self, book: _Book, msg: Any, inc: Incoming) -> bool:
-        """Sequence bookkeeping: counts gaps, and answers (without delivering) a resend."""
+    def _sequence(self, book: _Book, inc: Incoming, fmt: ModuleType, msg: Decoded) -> Optional[int]:
+        """The frame's sequence number, or None for a resend (answered, not delivered)."""
+        if not formats.sequenced(fmt):
+            book.local_seq += 1  # foreign formats carry none: the hub numbers their frames
+            return book.local_seq
         if book.session == msg.session and book.last_seq is not None:
             if msg.seq <= book.last_seq:
                 book.duplicates += 1
-                if book.pending is not None and book.pending.seq == msg.seq:
-                    book.pending.route = inc.route  # the server retried on a fresh socket
-                elif self._reqrep and book.last_ack is not None and book.last_ack[0] == msg.seq:
-                    self._transport.reply(inc.port, inc.route, book.last_ack[1])
-                elif self._reqrep:
-                    self._transport.reply(inc.port, inc.route, native.encode_ack(msg.seq, limits=self._limits))
-                return False
+                self._answer_resend(book, inc, fmt, msg)
+                return None
             book.lost += msg.seq - book.last_seq - 1
         book.session, book.last_seq = msg.session, msg.seq
-        return True
+        return msg.seq
 
-    def _file(self, key: Key, book: _Book, inc: Incoming, msg: Any, now: float) -> None:
+    def _answer_resend(self, book: _Book, inc: Incoming, fmt: ModuleType, msg: Decoded) -> None:
+        for pending in book.pending:
+            if pending.seq == msg.seq:
+                pending.envelope = inc.envelope  # the server retried on a fresh socket
+                return
+        if book.last_ack is not None and book.last_ack[0] == msg.seq:
+            self._transport.reply(inc.port, inc.envelope, book.last_ack[1])
+        else:
+            self._reply(inc.port, inc.envelope, fmt, msg)
+
+    def _admit(self, key: Key, book: _Book, inc: Incoming, fmt: ModuleType, msg: Decoded, seq: int) -> bool:
+        """Answer now or hold the answer (back-pressure, bidirectional), then file or decode."""
+        answered_later = self._bidirectional or (not self._latest and (book.pending or not self._has_room(book)))
+        if answered_later and formats.reply(fmt, msg, limits=self._limits, pattern=self._pattern) is not None:
+            if not book.pending:
+                self._liveness.hold(key[0], key[1], True)
+            book.pending.append(_Pending(inc.port, inc.envelope, seq, fmt, msg))
+        else:
+            self._reply(inc.port, inc.envelope, fmt, msg, seq=seq)
         packet = Packet(
             port=inc.port,
             frame=msg.frame,
@@ -340,67 +472,95 @@ class Client:
             has_message=msg.has_message,
             server_id=msg.server_id,
             topic=msg.topic,
-            seq=msg.seq,
-            sent_at=msg.sent_ns / 1e9,
+            seq=seq,
+            sent_at=msg.sent_ns / 1e9 if msg.sent_ns else time.time(),
             received_at=time.time(),
+            jpeg=msg.encoded.data if msg.encoded is not None else None,
             _answer=self._answer if self._bidirectional else None,
         )
         book.frames += 1
         book.bytes += msg.nbytes
         book.messages += msg.has_message
+        if msg.encoded is not None and self._decoders is not None:
+            book.decoding += 1
+            book.decoding -= self._decoders.submit(
+                _Job(key, packet, msg.encoded, msg.encoded.fastdct, msg.encoded.fastupsample), replace=self._latest
+            )
+            return False
+        self._file(key, book, packet)
+        return True
+
+    def _decoded(self, job: _Job, image: Any, error: Optional[ProtocolError]) -> None:
+        """Called by a decoder thread."""
+        with self._cond:
+            book = self._books[job.key]
+            book.decoding -= 1
+            if error is not None:
+                self._rejected[job.key[0]][error.reason] += 1
+                self._log.debug("port %s: dropped a JPEG frame (%s)", job.key[0], error)
+            else:
+                self._file(job.key, book, dataclasses.replace(job.packet, frame=image))
+            if book.pending and not self._bidirectional and self._has_room(book):
+                self._command("release", job.key, 0, NO_MESSAGE)
+            self._cond.notify_all()
+
+    def _file(self, key: Key, book: _Book, packet: Packet) -> None:
         if self._latest and book.queue:
             book.dropped += len(book.queue)
             book.queue.clear()
         book.queue.append((next(self._order), packet))
         self._ready[key] = None
-        if not self._reqrep:
+        if not book.pending and self._pattern != 1:
             # Nothing to hold back without acknowledgements: keep the newest queue_size.
             while len(book.queue) > self._opts.queue_size:
                 book.queue.popleft()
                 book.dropped += 1
+
+    # -- answering ------------------------------------------------------------------------
+
+    def _reply(
+        self, port: int, envelope: List[Any], fmt: ModuleType, msg: Decoded, data: Any = NO_MESSAGE, seq: int = 0
+    ) -> None:
+        parts = formats.reply(fmt, msg, data, limits=self._limits, pattern=self._pattern)
+        if parts is None:
             return
-        if self._bidirectional or len(book.queue) > self._opts.queue_size:
-            self._hold(key, book, _Pending(inc.port, inc.route, msg.seq))
-        else:
-            self._ack(key, book, inc, msg.seq)
+        book = self._books.get((port, msg.server_id))
+        if book is not None and formats.sequenced(fmt):
+            book.last_ack = (msg.seq, parts)
+        self._transport.reply(port, envelope, parts)
 
-    # -- answering REQ/REP requests -----------------------------------------------------
-
-    def _ack(self, key: Key, book: _Book, inc: Incoming, seq: int, data: Any = NO_MESSAGE) -> None:
-        if not self._reqrep:
-            return
-        parts = native.encode_ack(seq, data, limits=self._limits)
-        book.last_ack = (seq, parts)
-        self._transport.reply(inc.port, inc.route, parts)
-
-    def _hold(self, key: Key, book: _Book, pending: _Pending) -> None:
-        if book.pending is None:
-            self._liveness.hold(key[0], key[1], True)
-        book.pending = pending
-
-    def _release_hold(self, key: Key) -> None:
-        book = self._books.get(key)
-        if book is not None and book.pending is not None:
-            book.pending = None
+    def _drop_pending(self, key: Key, book: _Book) -> None:
+        if book.pending:
+            book.pending.clear()
             self._liveness.hold(key[0], key[1], False, time.monotonic())
 
     def _run_commands(self) -> None:
         while self._commands:
-            key, seq, data = self._commands.popleft()
+            kind, key, seq, data = self._commands.popleft()
             book = self._books.get(key)
-            if book is None or book.pending is None or book.pending.seq != seq:
+            if book is None or not book.pending:
                 continue
-            pending = book.pending
-            self._release_hold(key)
-            parts = native.encode_ack(seq, data, limits=self._limits)
-            book.last_ack = (seq, parts)
-            self._transport.reply(pending.port, pending.route, parts)
+            if kind == "answer":
+                pending = next((p for p in book.pending if p.seq == seq), None)
+                if pending is None:
+                    continue
+                book.pending.remove(pending)
+                self._reply(pending.port, pending.envelope, pending.fmt, pending.decoded, data)
+            else:  # release held answers while there is room again, oldest first
+                while book.pending and self._has_room(book):
+                    pending = book.pending.popleft()
+                    self._reply(pending.port, pending.envelope, pending.fmt, pending.decoded)
+            if not book.pending:
+                self._liveness.hold(key[0], key[1], False, time.monotonic())
 
     def _on_events(self, events: List[Event]) -> None:
         for event in events:
             self._events.append(event)
+            book = self._books.get((event.port, event.server_id)) if event.server_id else None
             if event.kind == "duplicate":
-                self._log.warning(
+                level = logging.INFO if book is not None and book.quiet else logging.WARNING
+                self._log.log(
+                    level,
                     "port %s has two servers, %r and %r: both are kept apart by id; give each its own port",
                     event.port,
                     event.other_id,
@@ -411,5 +571,5 @@ class Client:
             else:
                 reason = f" ({event.reason})" if event.reason else ""
                 self._log.info("port %s: server %s %s%s", event.port, event.server_id, event.kind, reason)
-            if event.kind == "left" and event.server_id is not None:
-                self._release_hold((event.port, event.server_id))
+            if event.kind == "left" and book is not None:
+                self._drop_pending((event.port, event.server_id), book)

@@ -74,6 +74,21 @@ class NetGear:
         """Send a frame (with ``message`` unless None). Returns the hub's answer or None."""
         return self._need_server("send").send(frame, message)
 
+    def send_jpeg(
+        self,
+        data: Any,
+        message: Any = None,
+        *,
+        shape: Optional[Sequence[int]] = None,
+        colorspace: str = "BGR",
+    ) -> Any:
+        """Send an already-encoded JPEG (a camera's MJPEG frame, say) without re-encoding.
+
+        The hub decodes it like any JPEG frame (``packet.jpeg`` keeps the bytes).
+        ``shape`` is read from the JPEG header when omitted.
+        """
+        return self._need_server("send_jpeg").send_jpeg(data, message, shape=shape, colorspace=colorspace)
+
     # -- receive mode ------------------------------------------------------------------
 
     def recv(self, return_data: Any = None, timeout: Optional[float] = None) -> Any:

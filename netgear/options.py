@@ -55,7 +55,17 @@ class Options:
     queue_size: int = 8
     max_message_bytes: int = 1 << 20
     max_frame_bytes: int = 64 << 20
-    send_hwm: int = 8
+    send_hwm: int = 16
+    jpeg_compression: Union[bool, str] = False
+    jpeg_compression_quality: int = 90
+    jpeg_compression_fastdct: bool = True
+    jpeg_compression_fastupsample: bool = False
+    jpeg_compression_subsampling: str = "420"
+    jpeg_decode: bool = True
+    decode_threads: Optional[int] = None
+    max_inflight: int = 4
+    wire_format: str = "native"
+    connect_to: Optional[Tuple[str, ...]] = None
 
 
 #: option name -> (applies to, one-line meaning). Used for errors and the docs.
@@ -76,16 +86,22 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "max_message_bytes": ("both", "largest message (and header) accepted, in bytes"),
     "max_frame_bytes": ("both", "largest frame accepted, in bytes"),
     "send_hwm": ("server", "frames a PUB/SUB or PAIR server queues before dropping"),
+    "jpeg_compression": ("server", "False (raw), True (BGR) or the frames' colorspace: 'BGR', 'RGB', 'GRAY', 'BGRA' ..."),
+    "jpeg_compression_quality": ("server", "JPEG quality, 10 to 100"),
+    "jpeg_compression_fastdct": ("server", "faster DCT when encoding (and decoding, the header tells the hub)"),
+    "jpeg_compression_fastupsample": ("server", "faster chroma upsampling when the hub decodes"),
+    "jpeg_compression_subsampling": ("server", "chroma subsampling: '420', '422', '444', '440' or '411'"),
+    "jpeg_decode": ("hub", "False: hand JPEG frames over encoded (`packet.jpeg`), no decode"),
+    "decode_threads": ("hub", "threads decoding JPEG frames in parallel (None: one per core, at most 4)"),
+    "max_inflight": ("server", "REQ/REP frames sent ahead of their acknowledgement (1: stop-and-wait)"),
+    "wire_format": ("server", "'native', or 'vidgear' / 'imagezmq' to feed a hub running those libraries"),
+    "connect_to": ("hub", "PUB/SUB: addresses of publishers that bind (imagezmq senders) to connect to"),
 }
 
 #: vidgear option names that have no meaning here, with the reason given to the user.
 REFUSED_OPTIONS: Mapping[str, str] = {
-    "jpeg_compression": "JPEG compression is not part of this release yet; frames travel raw",
-    "jpeg_compression_quality": "JPEG compression is not part of this release yet",
-    "jpeg_compression_fastdct": "JPEG compression is not part of this release yet",
-    "jpeg_compression_fastupsample": "JPEG compression is not part of this release yet",
-    "compression_format": "old vidgear name; JPEG compression is not part of this release yet",
-    "compression_param": "old vidgear name; JPEG compression is not part of this release yet",
+    "compression_format": "old vidgear name: use jpeg_compression=True (and jpeg_compression_quality)",
+    "compression_param": "old vidgear name: use jpeg_compression_quality / jpeg_compression_fastdct",
     "secure_mode": "CURVE security is not part of this release yet",
     "custom_cert_location": "CURVE security is not part of this release yet",
     "overwrite_cert": "CURVE security is not part of this release yet",
@@ -148,6 +164,33 @@ def _delivery(name: str, value: Any) -> Optional[str]:
     raise ConfigError(name, f"expected 'fifo' or 'latest', got {value!r}")
 
 
+def _choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(name, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _jpeg_compression(name: str, value: Any) -> Union[bool, str]:
+    colorspaces = ("BGR", "RGB", "GRAY", "BGRA", "RGBA", "BGRX", "RGBX")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().upper() in colorspaces:
+        return value.strip().upper()
+    raise ConfigError(name, f"expected True, False or a colorspace {colorspaces}, got {value!r}")
+
+
+def _addresses(name: str, value: Any) -> Optional[Tuple[str, ...]]:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(name, f"expected an address such as 'tcp://cam1:5555' or a list of them, got {value!r}")
+    for item in items:
+        if not isinstance(item, str) or not item.startswith("tcp://") or not item.rsplit(":", 1)[-1].isdigit():
+            raise ConfigError(name, f"expected 'tcp://host:port' (the port tags its frames), got {item!r}")
+    return tuple(items)
+
+
 _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "multiserver_mode": _bool,
     "filter": _filter,
@@ -165,6 +208,16 @@ _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "max_message_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 31),
     "max_frame_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 34),
     "send_hwm": lambda n, v: _int(n, v, minimum=1, maximum=100_000),
+    "jpeg_compression": _jpeg_compression,
+    "jpeg_compression_quality": lambda n, v: _int(n, v, minimum=10, maximum=100),
+    "jpeg_compression_fastdct": _bool,
+    "jpeg_compression_fastupsample": _bool,
+    "jpeg_compression_subsampling": lambda n, v: _choice(n, str(v), ("420", "422", "444", "440", "411")),
+    "jpeg_decode": _bool,
+    "decode_threads": lambda n, v: None if v is None else _int(n, v, minimum=1, maximum=64),
+    "max_inflight": lambda n, v: _int(n, v, minimum=1, maximum=64),
+    "wire_format": lambda n, v: _choice(n, v, ("native", "vidgear", "imagezmq")),
+    "connect_to": _addresses,
 }
 
 assert set(_CHECKS) == {f.name for f in dataclasses.fields(Options)} == set(OPTION_DOCS)
@@ -198,6 +251,8 @@ class Endpoint:
     port: int
 
     def url(self) -> str:
+        if "://" in self.address:  # a full address to connect to (``connect_to``)
+            return self.address
         if self.protocol == "ipc":
             return f"ipc://{self.address}/netgear-{self.port}.sock"
         host = f"[{self.address}]" if ":" in self.address and self.address != "*" else self.address
@@ -314,6 +369,12 @@ def _check_modes(opts: Options, pattern: int, receive_mode: bool) -> None:
                 raise ConfigError(name, "is a server option; the hub learns it from each server")
     elif opts.filter is not None:
         raise ConfigError("filter", "is a hub option (receive_mode=True); servers set `topic`")
+    if opts.connect_to is not None and (pattern != 2 or not receive_mode):
+        raise ConfigError("connect_to", "is for a PUB/SUB hub (pattern=2, receive_mode=True) reading binding publishers")
+    if opts.wire_format != "native" and receive_mode:
+        raise ConfigError("wire_format", "is a server option: the hub recognises every format by itself")
+    if opts.wire_format == "imagezmq" and pattern == 0:
+        raise ConfigError("wire_format", "imagezmq has no PAIR pattern: use pattern=1 or 2")
     if opts.liveness_timeout <= opts.heartbeat_interval:
         raise ConfigError(
             "liveness_timeout",

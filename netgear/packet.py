@@ -18,7 +18,10 @@ class Packet:
     ``message`` is what the server passed as ``message=`` (``None`` and ``has_message``
     False when it passed none). ``sent_at``/``received_at`` are wall-clock seconds
     (``time.time()``) of the sender and of the hub; on one host their difference is the
-    latency. ``frame`` is a writable numpy array, or ``None`` for a message-only send.
+    latency. ``frame`` is a writable numpy array, or ``None`` for a message-only send (or
+    a JPEG frame on a hub with ``jpeg_decode=False``). ``jpeg`` holds the compressed bytes
+    as they arrived when the server sent JPEG (a view: forward it, write it to a file, or
+    ``bytes(packet.jpeg)`` to keep it).
 
     Example::
 
@@ -35,6 +38,7 @@ class Packet:
     seq: int
     sent_at: float
     received_at: float
+    jpeg: Optional[memoryview] = None
     _answer: Optional[Callable[["Packet", Any], bool]] = field(default=None, repr=False, compare=False)
 
     @property

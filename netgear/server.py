@@ -1,14 +1,17 @@
 """The sending side (a camera host).
 
-``send()`` encodes in the caller's thread and hands the frame to ZeroMQ without a copy.
-REQ/REP waits for the hub's acknowledgement (retrying on a fresh socket, then raising
-:class:`~netgear.errors.RequestTimeout`); PUB/SUB never blocks. A small heartbeat thread
-speaks up when the caller has been quiet, so an idle server is still seen as alive, and
+``send()`` encodes in the caller's thread (JPEG when asked, in the chosen wire format) and
+hands the frame to ZeroMQ without a copy. REQ/REP keeps up to ``max_inflight`` frames in
+flight, acknowledged in order, so throughput does not collapse when the round trip grows;
+without answers it retries on a fresh socket and then raises
+:class:`~netgear.errors.RequestTimeout`. PUB/SUB never blocks. A small heartbeat thread
+speaks up when the caller is quiet, so an idle server is still seen as alive, and
 ``close()`` says goodbye so the hub reports the server closed at once.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import secrets
@@ -16,15 +19,15 @@ import socket
 import threading
 import time
 import warnings
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Deque, List, Optional, Sequence
 
 import numpy as np
 
+from . import codecs
 from .errors import ClosedError, ProtocolError, RequestTimeout
 from .options import Settings
 from .transport import ServerTransport
-from .wire import NO_MESSAGE, Kind, Limits
-from .wire import native
+from .wire import NO_MESSAGE, Encoded, Limits, formats
 
 __all__ = ["Server", "default_server_id"]
 
@@ -32,7 +35,8 @@ _log = logging.getLogger(__name__)
 
 #: how often a waiting send() looks at whether close() was called
 _SLICE = 0.05
-#: how long close() lets the goodbye message get out
+#: how long close() waits for frames in flight, then lets the goodbye get out
+_FLUSH = 0.4
 _GOODBYE_LINGER = 0.25
 
 
@@ -52,53 +56,109 @@ class Server:
         self.endpoint = settings.endpoints[0]
         self.topic = opts.topic or str(self.endpoint.port)
         self.server_id = opts.server_id or default_server_id()
-        self._session = secrets.randbits(32)
         self._limits = Limits(opts.max_message_bytes, opts.max_frame_bytes)
-        self._transport = ServerTransport(settings.pattern, self.endpoint, opts, self.topic)
+        fmt = formats.BY_NAME[opts.wire_format]
+        self._speaker = formats.Speaker(
+            fmt,
+            server_id=self.server_id,
+            session=secrets.randbits(32),
+            topic=self.topic,
+            port=self.endpoint.port if opts.multiserver_mode else None,
+            pattern=settings.pattern,
+            limits=self._limits,
+        )
+        self._jpeg = codecs.jpeg_settings(
+            opts.jpeg_compression,
+            opts.jpeg_compression_quality,
+            opts.jpeg_compression_fastdct,
+            opts.jpeg_compression_fastupsample,
+            opts.jpeg_compression_subsampling,
+        )
+        self._raw_noted = False
+        one_at_a_time = opts.bidirectional_mode or not self._speaker.sequenced
+        self._window = 1 if one_at_a_time else opts.max_inflight
+        self._inflight: Deque[_InFlight] = collections.deque()
+        self._acked_any = False
+        self._transport = ServerTransport(settings.pattern, self.endpoint, opts, self.topic, fmt)
         self._lock = threading.Lock()
         self._seq = 0
         self._last_sent = 0.0
         self._closing = threading.Event()
         self._closed = False
-        self._heartbeat = threading.Thread(
-            target=self._beat, name=f"netgear-heartbeat-{self.endpoint.port}", daemon=True
-        )
-        self._heartbeat.start()
+        self._heartbeat: Optional[threading.Thread] = None
+        if self._speaker.heartbeats:
+            self._heartbeat = threading.Thread(
+                target=self._beat, name=f"netgear-heartbeat-{self.endpoint.port}", daemon=True
+            )
+            self._heartbeat.start()
         self._log.info(
-            "server %r connecting to %s (%s, topic %r)",
+            "server %r connecting to %s (%s, topic %r, %s frames, %s wire format)",
             self.server_id,
             self.endpoint.url(),
             settings.pattern_name,
             self.topic,
+            "JPEG" if self._jpeg else "raw",
+            formats.name(fmt),
         )
+
+    # -- sending ---------------------------------------------------------------------------
 
     def send(self, frame: Optional[np.ndarray], message: Any = None) -> Any:
         """Send ``frame`` (and ``message`` unless it is None) to the hub.
 
-        REQ/REP: returns once the hub has the frame, with the hub's answer in
-        ``bidirectional_mode`` (else None). Raises ``RequestTimeout`` after
-        ``request_timeout`` x (``max_retries`` + 1) seconds without an answer; the object
-        stays usable. PUB/SUB: returns at once (frames are dropped, never queued without
-        bound, while the hub is slow or absent). With PUB/SUB and PAIR do not modify the
-        array in place after ``send()``: ZeroMQ may still be reading it.
+        REQ/REP: returns once the frame is in flight (``max_inflight`` frames ahead of their
+        acknowledgement), or, in ``bidirectional_mode``, with the hub's answer to it.
+        Raises ``RequestTimeout`` after ``request_timeout`` x (``max_retries`` + 1) seconds
+        without answers; the object stays usable. PUB/SUB: returns at once (frames are
+        dropped, never queued without bound, while the hub is slow or absent). Do not modify
+        the array in place after ``send()`` while frames may be in flight (PUB/SUB, PAIR,
+        ``max_inflight`` > 1): ZeroMQ may still be reading it.
         """
+        return self._send(frame, None, message)
+
+    def send_jpeg(
+        self,
+        data: Any,
+        message: Any = None,
+        *,
+        shape: Optional[Sequence[int]] = None,
+        colorspace: str = "BGR",
+    ) -> Any:
+        """Send an already-encoded JPEG (from a camera's MJPEG stream, say) without decoding it.
+
+        ``shape`` is the frame's shape once decoded; read from the JPEG header when omitted
+        (3 channels, or 2-D for ``colorspace="GRAY"``). Returns like :meth:`send`.
+        """
+        import simplejpeg
+
+        if colorspace not in codecs.COLORSPACES:
+            raise ValueError(f"colorspace must be one of {sorted(codecs.COLORSPACES)}, got {colorspace!r}")
+        view = memoryview(data).cast("B")
+        if shape is None:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(view)
+            channels = codecs.COLORSPACES[colorspace]
+            shape = (height, width) if channels == 1 else (height, width, channels)
+        settings = self._jpeg or codecs.JpegSettings()
+        return self._send(
+            None, Encoded("jpeg", view, colorspace, tuple(shape), settings.fastdct, settings.fastupsample), message
+        )
+
+    def _send(self, frame: Optional[np.ndarray], encoded: Optional[Encoded], message: Any) -> Any:
         if self._closing.is_set():
             raise ClosedError(f"server {self.server_id!r} is closed")
         msg = NO_MESSAGE if message is None else message
+        if encoded is None and frame is not None and self._jpeg is not None:
+            encoded = self._compress(frame)
+            if encoded is not None:
+                frame = None
         with self._lock:
-            self._seq += 1
-            parts = native.encode_frame(
-                seq=self._seq,
-                sent_ns=time.time_ns(),
-                server_id=self.server_id,
-                session=self._session,
-                topic=self.topic,
-                frame=frame,
-                message=msg,
-                limits=self._limits,
-            )
-            if self._pattern == 1:
-                return self._request(parts, self._seq)
+            # The number is taken only once the frame encodes: a send() refused here
+            # (bad message, too large) must not show up at the hub as a lost frame.
+            seq = self._seq + 1
+            parts = self._speaker.frame(seq, frame, msg, encoded)
+            self._seq = seq
+            if self._pattern == 1 or self._speaker.replies:
+                return self._request(parts, seq)
             if self._pattern == 0:
                 self._wait(lambda t: self._transport.send(parts, timeout=t), "room to send")
             else:
@@ -106,18 +166,72 @@ class Server:
             self._last_sent = time.monotonic()
             return None
 
-    # -- REQ/REP -------------------------------------------------------------------------
+    def _compress(self, frame: np.ndarray) -> Optional[Encoded]:
+        assert self._jpeg is not None
+        if not codecs.jpeg_can_carry(frame, self._jpeg):
+            if not self._raw_noted:
+                self._raw_noted = True
+                self._log.debug(
+                    "frames of dtype %s and shape %s cannot be %s JPEG: sending them raw",
+                    frame.dtype,
+                    frame.shape,
+                    self._jpeg.colorspace,
+                )
+            return None
+        data = codecs.encode_jpeg(frame, self._jpeg)
+        return Encoded(
+            "jpeg", memoryview(data), self._jpeg.colorspace, frame.shape, self._jpeg.fastdct, self._jpeg.fastupsample
+        )
+
+    # -- REQ/REP: a window of frames in flight -------------------------------------------
 
     def _request(self, parts: List[Any], seq: int) -> Any:
+        """Put the frame in flight; wait while the window is full (or for its answer)."""
+        self._inflight.append(_InFlight(seq, parts))
+        self._push(time.monotonic())  # no wait: a missing hub is the retry loop's business
+        reply = None
+        while True:
+            for ack in self._answers(block=self._blocked()):
+                if ack.has_reply and (ack.seq == seq or not self._speaker.sequenced):
+                    reply = ack.reply
+            if not self._blocked():
+                break
+        self._last_sent = time.monotonic()
+        return reply
+
+    def _blocked(self) -> bool:
+        """The window is full, or a frame could not go out yet (no hub connected)."""
+        return len(self._inflight) >= self._window or any(not item.sent for item in self._inflight)
+
+    def _push(self, deadline: float) -> bool:
+        """Send the frames in flight that are not out yet, waiting for room until ``deadline``."""
+        for item in self._inflight:
+            if item.sent:
+                continue
+            while not self._transport.send(item.parts, timeout=min(_SLICE, max(0.0, deadline - time.monotonic()))):
+                self._check_closing("room to send")
+                if time.monotonic() >= deadline:
+                    return False
+            item.sent = True
+        return True
+
+    def _answers(self, block: bool) -> List[Any]:
+        """Answers that arrived; with ``block``, wait for the oldest frame's, retrying on a
+        fresh socket after ``request_timeout``, and RequestTimeout after every retry."""
+        if not block:
+            return [ack for frames in self._transport.recv_pending() if (ack := self._match(frames)) is not None]
         attempts = self._opts.max_retries + 1
         for attempt in range(1, attempts + 1):
-            try:
-                if self._wait(lambda t: self._transport.send(parts, timeout=t), "a connection"):
-                    reply = self._wait(lambda t: self._answer_to(seq, t), "an acknowledgement")
-                    self._last_sent = time.monotonic()
-                    return reply.value
-            except RequestTimeout:
-                pass
+            deadline = time.monotonic() + self._opts.request_timeout
+            if self._push(deadline):
+                if not self._blocked():
+                    return self._answers(block=False)
+                while time.monotonic() < deadline:
+                    self._check_closing("an acknowledgement")
+                    ack = self._match(self._transport.recv(min(_SLICE, deadline - time.monotonic())))
+                    if ack is not None:
+                        self._acked_any = True
+                        return [ack]
             self._log.warning(
                 "no answer from the hub at %s within %.3gs (attempt %d/%d)%s",
                 self.endpoint.url(),
@@ -127,30 +241,43 @@ class Server:
                 "; retrying on a fresh socket" if attempt < attempts else "",
             )
             self._transport.reset()
+            for item in self._inflight:
+                item.sent = False
+        lost = [item.seq for item in self._inflight]
+        self._inflight.clear()
         raise RequestTimeout(
-            f"hub at {self.endpoint.url()} did not acknowledge frame {seq} after {attempts} "
-            f"attempts of {self._opts.request_timeout:g}s (request_timeout, max_retries)"
+            f"hub at {self.endpoint.url()} did not acknowledge frame {lost[0]} after {attempts} attempts of "
+            f"{self._opts.request_timeout:g}s (request_timeout, max_retries); frames {lost} were not delivered"
         )
 
-    def _answer_to(self, seq: int, timeout: float) -> Optional["_Reply"]:
-        frames = self._transport.recv(timeout)
+    def _match(self, frames: Optional[List[bytes]]) -> Optional[Any]:
+        """The answer in ``frames`` if it acknowledges a frame in flight (removing it)."""
         if frames is None:
             return None
         try:
-            ack = native.decode_ack(frames, self._limits)
+            ack = self._speaker.answer(frames)
         except ProtocolError as exc:
             self._log.debug("ignored a malformed answer from the hub: %s", exc)
             return None
-        if ack.seq != seq:
+        if not self._speaker.sequenced:
+            if self._inflight:
+                self._inflight.popleft()  # one frame in flight at a time: this answers it
+            return ack
+        if not any(item.seq == ack.seq for item in self._inflight):
             return None  # a late answer to an earlier attempt
-        return _Reply(ack.reply if ack.has_reply else None)
+        while self._inflight and self._inflight[0].seq <= ack.seq:
+            self._inflight.popleft()  # answers come in order: earlier ones are done too
+        return ack
+
+    def _check_closing(self, what: str) -> None:
+        if self._closing.is_set():
+            raise ClosedError(f"server {self.server_id!r} was closed while waiting for {what}")
 
     def _wait(self, attempt: Callable[[float], Any], what: str) -> Any:
         """Call ``attempt(slice)`` until it returns something truthy or request_timeout passes."""
         deadline = time.monotonic() + self._opts.request_timeout
         while True:
-            if self._closing.is_set():
-                raise ClosedError(f"server {self.server_id!r} was closed while waiting for {what}")
+            self._check_closing(what)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RequestTimeout(f"no {what} from {self.endpoint.url()} within {self._opts.request_timeout:g}s")
@@ -160,27 +287,27 @@ class Server:
 
     # -- heartbeats and goodbye ------------------------------------------------------------
 
-    def _control(self, kind: Kind) -> List[bytes]:
-        return native.encode_control(
-            kind,
-            seq=self._seq,
-            sent_ns=time.time_ns(),
-            server_id=self.server_id,
-            session=self._session,
-            topic=self.topic,
-        )
-
     def _beat(self) -> None:
         interval = self._opts.heartbeat_interval
+        # PUB/SUB: a hub whose filter leaves this server's topic out never sees its frames
+        # (ZeroMQ drops them at the PUB socket), so there the heartbeat is the only sign of
+        # life and goes out on schedule even while frames flow. PUB sends never block, so
+        # waiting briefly for the lock is safe; with REQ/REP and PAIR every frame reaches
+        # the hub and a send() in progress is a sign of life already.
+        scheduled = self._pattern == 2
+        last_beat = 0.0
         while not self._closing.wait(interval / 2):
-            if time.monotonic() - self._last_sent < interval:
+            last = last_beat if scheduled else self._last_sent
+            if time.monotonic() - last < interval:
                 continue
-            if not self._lock.acquire(blocking=False):
-                continue  # a send() is in progress: that is a sign of life already
+            locked = self._lock.acquire(timeout=interval / 2) if scheduled else self._lock.acquire(blocking=False)
+            if not locked:
+                continue
             try:
-                if not self._closing.is_set():
-                    self._transport.send(self._control(Kind.HEARTBEAT), control=True)
-                    self._last_sent = time.monotonic()
+                beat = self._speaker.heartbeat(self._seq)
+                if beat is not None and not self._closing.is_set():
+                    self._transport.send(beat, control=True)
+                    self._last_sent = last_beat = time.monotonic()
             except Exception:  # pragma: no cover - must never kill the thread
                 self._log.debug("heartbeat failed", exc_info=True)
             finally:
@@ -191,22 +318,42 @@ class Server:
         if self._closed:
             return
         self._closing.set()
-        self._heartbeat.join(timeout=0.5)
-        locked = self._lock.acquire(timeout=0.3)
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=0.3)
+        locked = self._lock.acquire(timeout=0.2)
         try:
             if self._closed:
                 return
             self._closed = True
             if locked:
-                try:
-                    self._transport.send(self._control(Kind.BYE), control=True)
-                except Exception:  # pragma: no cover
-                    self._log.debug("goodbye could not be sent", exc_info=True)
+                self._flush()
+                self._goodbye()
             self._transport.close(linger=_GOODBYE_LINGER if locked else 0.0)
         finally:
             if locked:
                 self._lock.release()
         self._log.info("server %r closed", self.server_id)
+
+    def _flush(self) -> None:
+        """Give frames still in flight a moment to be acknowledged (REQ/REP windows)."""
+        deadline = time.monotonic() + _FLUSH
+        while self._inflight and time.monotonic() < deadline:
+            frames = self._transport.recv(min(_SLICE, deadline - time.monotonic()))
+            if frames is not None and self._match(frames) is not None:
+                self._acked_any = True
+        self._inflight.clear()
+
+    def _goodbye(self) -> None:
+        # vidgear's hub does not answer (and its receive thread fails on) a goodbye from a
+        # port it never saw a frame from; our hub and imagezmq do not care.
+        if self._speaker.replies and not self._speaker.sequenced and not self._acked_any:
+            return
+        try:
+            bye = self._speaker.bye(self._seq)
+            if bye is not None:
+                self._transport.send(bye, control=True)
+        except Exception:  # pragma: no cover
+            self._log.debug("goodbye could not be sent", exc_info=True)
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
@@ -217,10 +364,12 @@ class Server:
                 pass
 
 
-class _Reply:
-    """A received answer (truthy even when the answered value is falsy)."""
+class _InFlight:
+    """A REQ/REP frame sent (or to send) and not yet acknowledged."""
 
-    __slots__ = ("value",)
+    __slots__ = ("seq", "parts", "sent")
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, seq: int, parts: List[Any]) -> None:
+        self.seq = seq
+        self.parts = parts
+        self.sent = False

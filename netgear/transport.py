@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import zmq
@@ -27,6 +28,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .errors import TransportError
 from .options import Endpoint, Options
+from .wire import formats, native
 
 __all__ = [
     "HubTransport",
@@ -56,7 +58,7 @@ class Incoming:
 
     port: int
     conn: Optional[int]
-    route: Optional[bytes]
+    envelope: List[Any]
     parts: List[Any]
 
 
@@ -106,10 +108,15 @@ class HubTransport:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._closed = False
+        # wake() may run in any thread: it must never write to the pipe's file descriptor
+        # once close() has released it (the number may already belong to another file).
+        self._wake_lock = threading.Lock()
         self.endpoints: List[Endpoint] = []
         try:
             for endpoint in endpoints:
                 self._open(endpoint, opts, subscriptions)
+            for url in opts.connect_to or ():
+                self._open(Endpoint("tcp", url, int(url.rsplit(":", 1)[1])), opts, subscriptions, connect=True)
         except BaseException:
             self.close()
             raise
@@ -117,7 +124,13 @@ class HubTransport:
 
     # -- setup -----------------------------------------------------------------------
 
-    def _open(self, endpoint: Endpoint, opts: Options, subs: Optional[Callable[[int], List[bytes]]]) -> None:
+    def _open(
+        self,
+        endpoint: Endpoint,
+        opts: Options,
+        subs: Optional[Callable[[int], List[bytes]]],
+        connect: bool = False,
+    ) -> None:
         kind = {0: zmq.PAIR, 1: zmq.ROUTER, 2: zmq.SUB}[self.pattern]
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
@@ -129,7 +142,9 @@ class HubTransport:
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         try:
-            if endpoint.protocol == "tcp" and endpoint.port == 0:
+            if connect:  # a publisher that binds (imagezmq): endpoint.address is its URL
+                sock.connect(endpoint.address)
+            elif endpoint.protocol == "tcp" and endpoint.port == 0:
                 port = sock.bind_to_random_port(f"tcp://{endpoint.address}")
                 endpoint = Endpoint(endpoint.protocol, endpoint.address, port)
             else:
@@ -184,23 +199,9 @@ class HubTransport:
                 _log.debug("recv on port %s failed: %s", port, exc)
                 return
             conn = _conn_of(frames[0])
-            if self.pattern == 1:
-                route, parts = frames[0].bytes, self._strip_delimiter(frames[1:])
-            elif self.pattern == 2:
-                # the topic frame only steers ZeroMQ's filter; the header's topic is checked
-                route, parts = None, frames[1:]
-            else:
-                route, parts = None, frames
-            if parts is None:
-                parts = []
-            out.append(Incoming(port, conn, route, parts))
-
-    @staticmethod
-    def _strip_delimiter(frames: List[Any]) -> Optional[List[Any]]:
-        # REQ and DEALER-as-REQ peers put an empty delimiter frame before the body.
-        if frames and len(frames[0]) == 0:
-            return frames[1:]
-        return None  # not REQ-shaped: handed on empty, the codec rejects it
+            # routing id + delimiter (ROUTER), topic frame (SUB): kept to address answers
+            envelope, parts = formats.unwrap(self.pattern, frames)
+            out.append(Incoming(port, conn, envelope, parts))
 
     def _drain_monitor(self, monitor: zmq.Socket, out: List[Observation]) -> None:
         port = self._monitors[monitor]
@@ -225,51 +226,64 @@ class HubTransport:
         except (BlockingIOError, OSError):
             pass
 
-    def reply(self, port: int, route: Optional[bytes], parts: Sequence[Any]) -> bool:
-        """Send an answer to the peer ``route`` on ``port`` (REQ/REP). False if it is gone."""
+    def reply(self, port: int, envelope: Sequence[Any], parts: Sequence[Any]) -> bool:
+        """Answer the peer a message came from (its ``envelope``). False if it is gone."""
         sock = self._sockets.get(port)
-        if sock is None or route is None:
+        if sock is None or self.pattern == 2:
             return False
         try:
-            sock.send_multipart([route, b"", *parts], zmq.NOBLOCK)
+            sock.send_multipart([*envelope, *parts], zmq.NOBLOCK)
             return True
         except zmq.ZMQError:
             return False
 
     def wake(self) -> None:
-        """Interrupt :meth:`poll` from any thread."""
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full: a wake-up is already pending
+        """Interrupt :meth:`poll` from any thread (a no-op once closed)."""
+        with self._wake_lock:
+            if self._closed:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass  # the pipe is full: a wake-up is already pending
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for monitor in list(self._monitors):
-            monitor.close(0)
-        for port, sock in self._sockets.items():
+        # Stop the monitors before closing their reading ends: libzmq's I/O thread sends
+        # monitor events blocking, so an event (a peer disconnecting right now) sent to a
+        # monitor whose reader is gone would block it forever, holding the lock that
+        # disable_monitor() and close() need: close() would hang.
+        for sock in self._sockets.values():
             try:
                 sock.disable_monitor()
             except zmq.ZMQError:
                 pass
+        for monitor in list(self._monitors):
+            monitor.close(0)
+        for sock in self._sockets.values():
             sock.close(0)
         self._ctx.term()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 class ServerTransport:
     """A server's one connected socket, replaceable by a fresh one (REQ/REP retries)."""
 
-    def __init__(self, pattern: int, endpoint: Endpoint, opts: Options, topic: str) -> None:
+    def __init__(
+        self, pattern: int, endpoint: Endpoint, opts: Options, topic: str, fmt: ModuleType = native
+    ) -> None:
         self.pattern = pattern
         self.endpoint = endpoint
         self._opts = opts
+        self._fmt = fmt
+        self._bind = pattern == 2 and formats.publisher_binds(fmt)
         self._ctx = zmq.Context(io_threads=1)
         self._topic = topic_frame(topic)
         self._sock: Optional[zmq.Socket] = None
@@ -288,11 +302,15 @@ class ServerTransport:
         if kind == zmq.DEALER:
             # Queue only for a connected hub, so a retry never replays a stale backlog.
             sock.setsockopt(zmq.IMMEDIATE, 1)
+        verb = "bind" if self._bind else "connect"
         try:
-            sock.connect(self.endpoint.url())
+            if self._bind:  # imagezmq's PUB/SUB: the sender binds, the hub connects
+                sock.bind(self.endpoint.url())
+            else:
+                sock.connect(self.endpoint.url())
         except zmq.ZMQError as exc:
             sock.close(0)
-            raise TransportError(f"cannot connect to {self.endpoint.url()}: {exc.strerror}") from exc
+            raise TransportError(f"cannot {verb} {self.endpoint.url()}: {exc.strerror}") from exc
         self._sock = sock
 
     def reset(self) -> None:
@@ -309,14 +327,17 @@ class ServerTransport:
         """
         sock = self._sock
         assert sock is not None
-        if self.pattern == 1:
-            frames: List[Any] = [b"", *parts]
-        elif self.pattern == 2:
-            frames = [CONTROL_TOPIC if control else self._topic, *parts]
+        topic = CONTROL_TOPIC if control else self._topic
+        frames = formats.wrap(self._fmt, self.pattern, parts, topic=topic)
+        if timeout:
+            if not sock.poll(int(timeout * 1000), zmq.POLLOUT):
+                return False
         else:
-            frames = list(parts)
-        if timeout and not sock.poll(int(timeout * 1000), zmq.POLLOUT):
-            return False
+            # Have ZeroMQ take in its pending commands first (as poll() does): among them
+            # the peer's "n messages read". A socket that only sends processes them lazily
+            # (at most once a millisecond, and not at all under load), so without this it
+            # counts long-delivered messages against send_hwm and PUB drops sends for nothing.
+            sock.getsockopt(zmq.EVENTS)
         try:
             sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
             return True
@@ -333,6 +354,13 @@ class ServerTransport:
         if self.pattern == 1 and frames and frames[0] == b"":
             frames = frames[1:]
         return frames
+
+    def recv_pending(self) -> List[List[bytes]]:
+        """Every answer already waiting, without blocking."""
+        out = []
+        while self._sock is not None and self._sock.poll(0, zmq.POLLIN):
+            out.append(self.recv(0))
+        return out
 
     def close(self, linger: float = 0.0) -> None:
         if self._closed:

@@ -139,6 +139,8 @@ class Encoded:
     data: memoryview
     colorspace: str
     shape: tuple[int, ...]
+    fastdct: bool = True
+    fastupsample: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -170,3 +170,89 @@ def unwrap(pattern: int, frames: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     except Exception:
         return frames[:1], []
     return [], frames
+
+
+# --------------------------------------------------------------------------- sender side
+
+
+class Speaker:
+    """What a server says, in one wire format: frames, heartbeats, goodbye; and how it
+    reads the hub's answers. The server holds one and never branches on the format."""
+
+    def __init__(
+        self,
+        fmt: ModuleType,
+        *,
+        server_id: str,
+        session: int,
+        topic: str,
+        port: int | str | None,
+        pattern: int,
+        limits: Limits,
+    ) -> None:
+        self.fmt = fmt
+        self.server_id = server_id
+        self.session = session
+        self.topic = topic
+        self.port = port
+        self.pattern = pattern
+        self.limits = limits
+        self.sequenced = sequenced(fmt)
+        self.heartbeats = heartbeats(fmt)
+        self.replies = replies(fmt, pattern)
+
+    def frame(self, seq: int, frame: Any, message: Any, encoded: Any) -> list[Any]:
+        """The parts of one frame (``encoded``: a JPEG :class:`~netgear.wire.Encoded`)."""
+        if self.fmt is native:
+            return native.encode_frame(
+                seq=seq,
+                sent_ns=_now_ns(),
+                server_id=self.server_id,
+                session=self.session,
+                topic=self.topic,
+                frame=frame,
+                message=message,
+                limits=self.limits,
+                encoded=encoded,
+            )
+        if self.fmt is vidgear:
+            return vidgear.encode_frame(
+                frame=frame,
+                message=message,
+                limits=self.limits,
+                encoded=encoded,
+                port=self.port,
+                pattern=self.pattern,
+                fastdct=encoded.fastdct if encoded is not None else True,
+                fastupsample=encoded.fastupsample if encoded is not None else False,
+            )
+        name_ = self.server_id if message is NO_MESSAGE else message  # imagezmq's "msg"
+        return imagezmq.encode_frame(frame=frame, message=name_, limits=self.limits, encoded=encoded)
+
+    def heartbeat(self, seq: int) -> list[Any] | None:
+        """A heartbeat, or None for formats whose hubs know none."""
+        if not self.heartbeats:
+            return None
+        return native.encode_control(
+            Kind.HEARTBEAT, seq=seq, sent_ns=_now_ns(), server_id=self.server_id, session=self.session, topic=self.topic
+        )
+
+    def bye(self, seq: int) -> list[Any] | None:
+        """The goodbye, or None when the format has none (imagezmq)."""
+        if self.fmt is native:
+            return native.encode_control(
+                Kind.BYE, seq=seq, sent_ns=_now_ns(), server_id=self.server_id, session=self.session, topic=self.topic
+            )
+        return self.fmt.encode_close(port=self.port)
+
+    def answer(self, parts: Sequence[Any]) -> Any:
+        """The hub's answer as an :class:`~netgear.wire.Ack` (``ProtocolError`` if malformed)."""
+        if self.fmt is native:
+            return native.decode_ack(parts, self.limits)
+        return self.fmt.decode_reply(parts, self.limits)
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()

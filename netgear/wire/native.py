@@ -131,7 +131,8 @@ def encode_frame(
     if encoded is not None:
         if frame is not None:
             raise ValueError("pass either frame or encoded, not both")
-        header["f"] = [encoded.codec, encoded.colorspace, list(encoded.shape)]
+        flags = int(encoded.fastdct) | int(encoded.fastupsample) << 1
+        header["f"] = [encoded.codec, encoded.colorspace, list(encoded.shape), flags]
         payload.append(encoded.data)
     elif frame is not None:
         header["f"], view = _frame_payload(frame, limits)
@@ -313,7 +314,8 @@ def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
 
 def _check_jpeg(meta: list[Any], payload: memoryview, limits: Limits) -> Encoded:
     """Validate a JPEG frame's metadata and JPEG header; nothing is decompressed here."""
-    _, colorspace, shape = meta
+    _, colorspace, shape = meta[:3]
+    flags = meta[3] if len(meta) > 3 else 1
     channels = codecs.COLORSPACES.get(colorspace) if type(colorspace) is str else None
     if channels is None:
         raise ProtocolError("bad_codec", f"unknown JPEG colorspace {str(colorspace)[:32]!r}")
@@ -328,7 +330,7 @@ def _check_jpeg(meta: list[Any], payload: memoryview, limits: Limits) -> Encoded
     if payload.nbytes > limits.max_frame_bytes:
         raise ProtocolError("oversize", f"JPEG is {payload.nbytes} bytes")
     codecs.check_jpeg(payload, shape, limits.max_frame_bytes // channels)
-    return Encoded("jpeg", payload, colorspace, tuple(shape))
+    return Encoded("jpeg", payload, colorspace, tuple(shape), bool(flags & 1), bool(flags & 2))
 
 
 def _decode_ack(parts: Sequence[Any], limits: Limits) -> Ack:
@@ -445,8 +447,9 @@ def _read_scalar(unpacker: msgpack.Unpacker, body: memoryview, reason: str) -> A
 
 def _read_frame_meta(unpacker: msgpack.Unpacker, body: memoryview, limits: Limits) -> list[Any]:
     """Read ``[codec, dtype, [dim, ...]]`` with the array headers checked first."""
-    if _peek(unpacker, body) not in _ARRAY_BYTES or unpacker.read_array_header() != 3:
-        raise ProtocolError("bad_header", "frame metadata is not [codec, dtype, shape]")
+    length = unpacker.read_array_header() if _peek(unpacker, body) in _ARRAY_BYTES else 0
+    if length not in (3, 4):
+        raise ProtocolError("bad_header", "frame metadata is not [codec, dtype, shape(, flags)]")
     codec = _read_scalar(unpacker, body, "bad_header")
     dtype = _read_scalar(unpacker, body, "bad_header")
     if _peek(unpacker, body) not in _ARRAY_BYTES:
@@ -455,6 +458,11 @@ def _read_frame_meta(unpacker: msgpack.Unpacker, body: memoryview, limits: Limit
     if ndim > limits.max_ndim:
         raise ProtocolError("bad_shape", f"frame has {ndim} dimensions, limit {limits.max_ndim}")
     shape = [_read_scalar(unpacker, body, "bad_shape") for _ in range(ndim)]
+    if length == 4:  # JPEG decoder flags
+        flags = _read_scalar(unpacker, body, "bad_header")
+        if codec != "jpeg" or type(flags) is not int or not 0 <= flags <= 3:
+            raise ProtocolError("bad_header", "frame flags are only [0..3] for jpeg")
+        return [codec, dtype, shape, flags]
     return [codec, dtype, shape]
 
 
@@ -513,7 +521,7 @@ def _unpack_field(header: dict[str, Any], key: str, limits: Limits) -> Any:
 
 def _decode_frame(meta: list[Any], payload: memoryview, limits: Limits) -> np.ndarray:
     """Check the frame metadata against the payload and view it as an array."""
-    codec, dtype_name, shape = meta
+    codec, dtype_name, shape = meta[:3]
     if type(codec) is not str:
         raise ProtocolError("bad_header", f"codec is {codec!r}, not a str")
     if codec not in CODECS:

@@ -1,0 +1,348 @@
+"""netgear benchmarks: K servers in separate processes, one hub, loopback TCP.
+
+Every scenario is measured next to a bare-pyzmq baseline in the same run (the machines are
+shared and noisy, so only ratios measured side by side mean anything).
+
+    python -m benchmarks.bench                 # the quick suite (a few minutes)
+    python -m benchmarks.bench --full          # every scenario of docs/performance.md
+    python -m benchmarks.bench --only paced    # scenarios whose name contains "paced"
+    netgear bench ...                          # the same, from the command line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from benchmarks.baseline import ZmqReceiver, zmq_sender
+from benchmarks.delay_proxy import DelayProxy
+
+CTX = mp.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    servers: int
+    shape: tuple
+    pattern: int  # 1 reqrep, 2 pubsub
+    fps: Optional[float] = None  # None: saturating
+    jpeg: bool = False
+    preencoded: bool = False
+    consumer_fps: Optional[float] = None  # slow consumer
+    delivery: Optional[str] = None
+    seconds: float = 3.0
+    baseline: bool = True
+    delay: float = 0.0  # seconds added each way by a delaying proxy
+    inflight: Optional[int] = None  # server max_inflight (None: default)
+    idle: bool = False  # servers connect and stay silent
+
+
+@dataclass
+class Result:
+    name: str
+    system: str
+    frames: int = 0
+    fps: float = 0.0
+    mbps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    drops: int = 0
+    hub_cpu: float = 0.0  # fraction of one core
+    server_cpu: float = 0.0  # fraction of one core, all servers together
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pct(values: List[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return float(np.percentile(np.asarray(values), q))
+
+
+# ------------------------------------------------------------------------- netgear side
+
+
+def netgear_sender(sc: Scenario, port: int, seed: int, go: Any, stop: Any, out: Any) -> None:
+    """One netgear server process: send until ``stop``; report frames and CPU."""
+    from netgear import NetGear, codecs
+
+    options: Dict[str, Any] = {"multiserver_mode": True}
+    if sc.jpeg and not sc.preencoded:
+        options["jpeg_compression"] = True
+    if sc.inflight:
+        options["max_inflight"] = sc.inflight
+    frame = _frame(sc.shape, seed)
+    jpeg = codecs.encode_jpeg(frame, codecs.JpegSettings()) if sc.preencoded else None
+    sent = 0
+    with NetGear(address="127.0.0.1", port=port, pattern=sc.pattern, **options) as server:
+        go.wait(60)
+        cpu0 = _cpu()
+        start = time.monotonic()
+        while not stop.is_set() and not sc.idle:
+            if sc.fps:
+                delay = start + sent / sc.fps - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    break
+            try:
+                if jpeg is not None:
+                    server.send_jpeg(jpeg, shape=sc.shape)
+                else:
+                    server.send(frame)
+            except Exception:
+                break
+            sent += 1
+        if sc.idle:
+            stop.wait(120)
+        cpu = _cpu() - cpu0
+    out.put(("sender", sent, cpu))
+
+
+def _frame(shape: tuple, seed: int) -> np.ndarray:
+    """A camera-like frame (smooth gradients and blocks), so JPEG sizes are realistic."""
+    h, w, c = shape
+    y, x = np.mgrid[0:h, 0:w]
+    frame = np.empty(shape, np.uint8)
+    for ch in range(c):
+        frame[:, :, ch] = ((x * (ch + 1) + y * (seed + 1)) // 3 % 256).astype(np.uint8)
+    frame[h // 4 : h // 2, w // 4 : w // 2] = 200
+    return frame
+
+
+def run_netgear(sc: Scenario) -> Result:
+    from netgear import NetGear
+
+    opts: Dict[str, Any] = {"multiserver_mode": True}
+    if sc.delivery:
+        opts["delivery"] = sc.delivery
+    with NetGear(address="127.0.0.1", port=[0] * sc.servers, pattern=sc.pattern, receive_mode=True, **opts) as hub:
+        go, stop, out = CTX.Event(), CTX.Event(), CTX.Queue()
+        proxies = [DelayProxy(p, sc.delay) for p in hub.ports] if sc.delay else []
+        ports = [x.port for x in proxies] if proxies else hub.ports
+        procs = [CTX.Process(target=netgear_sender, args=(sc, p, i, go, stop, out), daemon=True) for i, p in enumerate(ports)]
+        for proc in procs:
+            proc.start()
+        deadline = time.monotonic() + 60
+        while len(hub.snapshot().alive()) < sc.servers and time.monotonic() < deadline:
+            time.sleep(0.02)
+        go.set()
+        result = _measure_netgear(sc, hub)
+        stop.set()
+        result.server_cpu = _collect(out, procs) / sc.seconds
+        result.drops = sum(s.dropped + s.lost for s in hub.snapshot().servers)
+        for proxy in proxies:
+            proxy.close()
+        return result
+
+
+def _measure_netgear(sc: Scenario, hub: Any) -> Result:
+    if sc.idle:  # the hub waits; this thread only sleeps, so CPU used is the hub's
+        cpu0 = _cpu()
+        time.sleep(sc.seconds)
+        return Result(sc.name, "netgear", hub_cpu=(_cpu() - cpu0) / sc.seconds)
+    warmup = 0.5
+    t_start = time.monotonic() + warmup
+    t_end = t_start + sc.seconds
+    latencies: List[float] = []
+    ages: List[float] = []
+    frames = nbytes = 0
+    cpu0 = None
+    while True:
+        now = time.monotonic()
+        if now >= t_end:
+            break
+        if cpu0 is None and now >= t_start:
+            cpu0 = _cpu()
+        try:
+            packet = hub.recv_packet(timeout=max(0.01, t_end - now))
+        except TimeoutError:
+            break
+        if packet is None:
+            break
+        if now < t_start:
+            continue
+        frames += 1
+        nbytes += packet.frame.nbytes if packet.frame is not None else 0
+        latency = time.time() - packet.sent_at
+        latencies.append(latency * 1000)
+        if sc.consumer_fps:
+            ages.append(latency * 1000)
+            time.sleep(1.0 / sc.consumer_fps)
+    cpu = (_cpu() - (cpu0 if cpu0 is not None else _cpu())) / sc.seconds
+    res = Result(sc.name, "netgear", frames, frames / sc.seconds, nbytes / sc.seconds / 1e6,
+                 _pct(latencies, 50), _pct(latencies, 99), hub_cpu=cpu)
+    if ages:
+        res.extra["age_p50_ms"] = _pct(ages, 50)
+        res.extra["age_p99_ms"] = _pct(ages, 99)
+    return res
+
+
+def _collect(out: Any, procs: List[Any]) -> float:
+    cpu = 0.0
+    for _ in procs:
+        try:
+            _, _, c = out.get(timeout=15)
+            cpu += c
+        except Exception:
+            pass
+    for proc in procs:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+    return cpu
+
+
+# ------------------------------------------------------------------------- baseline side
+
+
+def run_baseline(sc: Scenario, kind: str) -> Result:
+    recv = ZmqReceiver(kind, sc.servers)
+    proxies = [DelayProxy(port, sc.delay) for _, port in recv.sockets] if sc.delay else []
+    urls = [f"tcp://127.0.0.1:{x.port}" for x in proxies] if proxies else recv.urls
+    try:
+        go, stop, out = CTX.Event(), CTX.Event(), CTX.Queue()
+        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out), daemon=True) for url in urls]
+        for proc in procs:
+            proc.start()
+        time.sleep(1.0)  # connections are made; the baseline has no liveness to wait on
+        go.set()
+        warmup = 0.5
+        t_start = time.monotonic() + warmup
+        t_end = t_start + sc.seconds
+        frames = nbytes = 0
+        latencies: List[float] = []
+        cpu0 = None
+        for _, size, sent_ns in recv.receive(timeout=2.0):
+            now = time.monotonic()
+            if now >= t_end:
+                break
+            if now < t_start:
+                continue
+            if cpu0 is None:
+                cpu0 = _cpu()
+            frames += 1
+            nbytes += size
+            latencies.append((time.time_ns() - sent_ns) / 1e6)
+        cpu = (_cpu() - (cpu0 or _cpu())) / sc.seconds
+        stop.set()
+        res = Result(sc.name, f"zmq-{kind}", frames, frames / sc.seconds, nbytes / sc.seconds / 1e6,
+                     _pct(latencies, 50), _pct(latencies, 99), hub_cpu=cpu)
+        res.server_cpu = _collect(out, procs) / sc.seconds
+        return res
+    finally:
+        for proxy in proxies:
+            proxy.close()
+        recv.close()
+
+
+# ------------------------------------------------------------------------- suite
+
+VGA, HD, QVGA = (480, 640, 3), (1080, 1920, 3), (240, 320, 3)
+
+
+def scenarios(full: bool) -> List[Scenario]:
+    out: List[Scenario] = []
+    counts = (1, 2, 4, 8) if full else (1, 4)
+    for pattern, pname in ((1, "reqrep"), (2, "pubsub")):
+        for k in counts:
+            out.append(Scenario(f"raw-sat-{pname}-k{k}-vga", k, VGA, pattern, delivery="fifo"))
+        out.append(Scenario(f"raw-sat-{pname}-k32-qvga", 32, QVGA, pattern, delivery="fifo"))
+        if full:
+            out.append(Scenario(f"raw-sat-{pname}-k1-hd", 1, HD, pattern, delivery="fifo"))
+    out.append(Scenario("paced-raw-k8-vga-30fps", 8, VGA, 1, fps=30, delivery="fifo"))
+    out.append(Scenario("paced-jpeg-k4-hd-30fps", 4, HD, 1, fps=30, jpeg=True, baseline=False))
+    out.append(Scenario("jpeg-sat-k4-vga-preencoded", 4, VGA, 1, jpeg=True, preencoded=True, baseline=False))
+    out.append(Scenario("jpeg-sat-k4-vga-live", 4, VGA, 1, jpeg=True, baseline=False))
+    out.append(Scenario("slow-consumer-k4-vga-latest", 4, VGA, 2, fps=30, consumer_fps=2, delivery="latest",
+                        baseline=False, seconds=5))
+    out.append(Scenario("idle-k4", 4, VGA, 1, idle=True, baseline=False, seconds=5))
+    for inflight in (1, 4, 8):
+        out.append(Scenario(f"rtt20ms-reqrep-k1-vga-inflight{inflight}", 1, VGA, 1, delay=0.010, inflight=inflight,
+                            baseline=inflight == 1, delivery="fifo"))
+    return out
+
+
+def codec_limits(shape: tuple) -> Dict[str, float]:
+    """Seconds per frame to encode and to decode one camera-like frame, in this process."""
+    from netgear import codecs
+
+    frame = _frame(shape, 0)
+    settings = codecs.JpegSettings()
+    data = codecs.encode_jpeg(frame, settings)
+    n = 60
+    t0 = time.perf_counter()
+    for _ in range(n):
+        codecs.encode_jpeg(frame, settings)
+    t1 = time.perf_counter()
+    for _ in range(n):
+        codecs.decode_jpeg(data, "BGR", shape, fastdct=True, fastupsample=False)
+    t2 = time.perf_counter()
+    return {"encode_s": (t1 - t0) / n, "decode_s": (t2 - t1) / n}
+
+
+def _annotate(sc: Scenario, result: Result) -> None:
+    """Ratios against the codec measured in this run, for the JPEG scenarios."""
+    if not sc.jpeg or sc.fps:
+        return
+    limits = codec_limits(sc.shape)
+    if sc.preencoded:
+        one_thread = 1.0 / limits["decode_s"]
+        result.extra["one_thread_decode_fps"] = one_thread
+        result.extra["ratio_vs_one_thread_decode"] = result.fps / one_thread
+    else:
+        two_core_limit = 2.0 / (limits["encode_s"] + limits["decode_s"])
+        result.extra["two_core_codec_limit_fps"] = two_core_limit
+        result.extra["ratio_vs_codec_limit"] = result.fps / two_core_limit
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="netgear bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="every scenario (slower)")
+    parser.add_argument("--only", default=None, help="run scenarios whose name contains this")
+    parser.add_argument("--seconds", type=float, default=None, help="measurement window per run")
+    parser.add_argument("--json", default=None, help="also write results to this file")
+    args = parser.parse_args(argv)
+    results: List[Dict[str, Any]] = []
+    for sc in scenarios(args.full):
+        if args.only and args.only not in sc.name:
+            continue
+        if args.seconds:
+            sc = Scenario(**{**asdict(sc), "seconds": args.seconds})
+        rows = [run_netgear(sc)]
+        _annotate(sc, rows[0])
+        if sc.baseline:
+            kinds = ("reqrep",) if sc.delay else ("pushpull", "reqrep")
+            rows += [run_baseline(sc, kind) for kind in kinds]
+            best = max(r.mbps for r in rows[1:]) or float("nan")
+            rows[0].extra["ratio_vs_best_zmq"] = rows[0].mbps / best
+            rows[0].extra["cpu_ratio_vs_zmq"] = rows[0].hub_cpu / max(1e-9, min(r.hub_cpu for r in rows[1:]))
+        for r in rows:
+            print(_line(r), flush=True)
+            results.append(asdict(r))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    return 0
+
+
+def _line(r: Result) -> str:
+    extra = " ".join(f"{k}={v:.3g}" for k, v in r.extra.items())
+    return (f"{r.name:<32} {r.system:<13} fps={r.fps:8.1f} MB/s={r.mbps:8.1f} p50={r.p50_ms:7.2f}ms "
+            f"p99={r.p99_ms:7.2f}ms drops={r.drops:5d} hubcpu={r.hub_cpu:5.2f} srvcpu={r.server_cpu:5.2f} {extra}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
