@@ -112,14 +112,16 @@ def netgear_sender(sc: Scenario, port: int, seed: int, go: Any, stop: Any, out: 
 
 
 def _frame(shape: tuple, seed: int) -> np.ndarray:
-    """A camera-like frame (smooth gradients and blocks), so JPEG sizes are realistic."""
+    """A camera-like frame: gradients and blocks plus sensor noise, so JPEG sizes and
+    decode times are those of real footage (a flat synthetic image decodes far faster)."""
     h, w, c = shape
     y, x = np.mgrid[0:h, 0:w]
-    frame = np.empty(shape, np.uint8)
+    base = np.empty(shape, np.int16)
     for ch in range(c):
-        frame[:, :, ch] = ((x * (ch + 1) + y * (seed + 1)) // 3 % 256).astype(np.uint8)
-    frame[h // 4 : h // 2, w // 4 : w // 2] = 200
-    return frame
+        base[:, :, ch] = (x * (ch + 1) + y * (seed + 1)) // 3 % 256
+    base[h // 4 : h // 2, w // 4 : w // 2] = 200
+    noise = np.random.default_rng(seed).normal(0, 12, size=shape)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
 def run_netgear(sc: Scenario) -> Result:

@@ -95,12 +95,14 @@ class _Job:
 
 class _Decoders:
     """Decoder threads. A server is always served by the same thread, so its frames stay
-    in order; different servers decode in parallel."""
+    in order; different servers decode in parallel. Each thread has its own queue and
+    condition, so queuing a job wakes exactly the thread that will do it."""
 
     def __init__(self, count: int, done: Callable[[_Job, Any, Optional[ProtocolError]], None], name: str) -> None:
         self._done = done
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queues: List[Deque[_Job]] = [collections.deque() for _ in range(count)]
+        self._conds = [threading.Condition() for _ in range(count)]
         self._assigned: Dict[Key, int] = {}
         self._closed = False
         self._threads = [
@@ -112,9 +114,10 @@ class _Decoders:
     def submit(self, job: _Job, replace: bool) -> int:
         """Queue ``job``; with ``replace``, first drop that server's jobs not yet started.
         Returns how many were dropped."""
-        with self._cond:
+        with self._lock:
             index = self._assigned.setdefault(job.key, len(self._assigned) % len(self._queues))
-            queue = self._queues[index]
+        queue, cond = self._queues[index], self._conds[index]
+        with cond:
             dropped = 0
             if replace:
                 kept = [j for j in queue if j.key != job.key]
@@ -123,15 +126,15 @@ class _Decoders:
                     queue.clear()
                     queue.extend(kept)
             queue.append(job)
-            self._cond.notify_all()
+            cond.notify()
             return dropped
 
     def _work(self, index: int) -> None:
-        queue = self._queues[index]
+        queue, cond = self._queues[index], self._conds[index]
         while True:
-            with self._cond:
+            with cond:
                 while not queue and not self._closed:
-                    self._cond.wait()
+                    cond.wait()
                 if self._closed:
                     return
                 job = queue.popleft()
@@ -147,9 +150,10 @@ class _Decoders:
                 self._done(job, None, ProtocolError("internal", repr(exc)))
 
     def close(self, timeout: float) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._closed = True
+        for cond in self._conds:
+            with cond:
+                cond.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -9,6 +9,7 @@ over the pixel limit *before* any decoding (a 600-byte file can declare 20000x20
 :func:`decode_jpeg` returns a writable array of the original number of dimensions.
 
 simplejpeg releases the GIL while it works, so decoding in several threads scales.
+JPEG keeps no alpha channel: a BGRA/RGBA frame arrives with four channels, alpha 255.
 """
 
 from __future__ import annotations

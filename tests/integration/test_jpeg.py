@@ -1,0 +1,170 @@
+"""JPEG frames end to end: compression options, pass-through bytes, raw fallback, hostile
+JPEG headers, parallel decoding keeping each server's order."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import zmq
+from helpers import assert_frame, open_hub, open_server, wait_alive
+from procs import CTX, make_frame, serve
+
+from netgear import ConfigError, NetGear, codecs
+from netgear.transport import topic_frame
+from netgear.wire import Encoded, Limits, native
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def camera_frame(shape=(120, 160, 3), seed=0) -> np.ndarray:
+    """Smooth content with a little noise: what JPEG is made for."""
+    h, w = shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    base = (x + y * 2 + seed * 17) % 256
+    if len(shape) == 3:
+        base = np.stack([base, (base + 60) % 256, (base * 2) % 256, base * 0 + 255][: shape[2]], axis=2)
+    noise = np.random.default_rng(seed).normal(0, 3, size=shape)
+    if len(shape) == 3 and shape[2] == 4:
+        noise[:, :, 3] = 0  # JPEG keeps no alpha: an opaque frame comes back equal
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def close_to(got: np.ndarray, want: np.ndarray, bound: float = 6.0) -> None:
+    assert got.shape == want.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < bound
+
+
+@pytest.mark.parametrize("pattern", [1, 2])
+@pytest.mark.parametrize(
+    "colorspace,shape", [(True, (120, 160, 3)), ("RGB", (120, 160, 3)), ("GRAY", (120, 160)), ("BGRA", (64, 80, 4))]
+)
+def test_jpeg_frames_arrive_close_and_keep_their_shape(gears, pattern, colorspace, shape):
+    hub = open_hub(gears, 0, pattern)
+    server = open_server(gears, hub.ports[0], pattern, jpeg_compression=colorspace, jpeg_compression_quality=95)
+    wait_alive(hub, 1)
+    frames = [camera_frame(shape, i) for i in range(3)]
+    for i, frame in enumerate(frames):
+        server.send(frame, message={"i": i})
+    for i, frame in enumerate(frames):
+        packet = hub.recv_packet(timeout=10)
+        assert packet.message == {"i": i}
+        close_to(packet.frame, frame)
+        assert packet.frame.flags.writeable
+        assert bytes(packet.jpeg[:2]) == b"\xff\xd8"  # the compressed bytes, as sent
+        assert len(packet.jpeg) < frame.nbytes / 2
+
+
+def test_frames_jpeg_cannot_carry_go_raw_with_one_debug_line(gears, caplog):
+    hub = open_hub(gears, 0, 1)
+    server = open_server(gears, hub.ports[0], 1, jpeg_compression=True)
+    odd = [np.arange(24, dtype=np.uint16).reshape(2, 3, 4), np.ones((5, 5, 2), np.uint8), np.float32([1.5])]
+    with caplog.at_level(logging.DEBUG, logger="netgear"):
+        for frame in odd:
+            server.send(frame)
+    for frame in odd:
+        packet = hub.recv_packet(timeout=10)
+        assert packet.jpeg is None
+        assert_frame(packet.frame, frame)  # bit-exact: it travelled raw
+    notes = [r for r in caplog.records if "cannot be BGR JPEG" in r.getMessage()]
+    assert len(notes) == 1
+
+
+def test_hub_can_hand_over_jpeg_bytes_without_decoding(gears):
+    hub = open_hub(gears, 0, 1, jpeg_decode=False)
+    server = open_server(gears, hub.ports[0], 1)
+    frame = camera_frame()
+    data = codecs.encode_jpeg(frame, codecs.JpegSettings(quality=80))
+    server.send_jpeg(data, message="pre-encoded")  # shape read from the JPEG header
+    packet = hub.recv_packet(timeout=10)
+    assert packet.frame is None and packet.message == "pre-encoded"
+    assert bytes(packet.jpeg) == data  # byte for byte what the camera produced
+
+
+def test_send_jpeg_is_decoded_by_a_decoding_hub(gears):
+    hub = open_hub(gears, 0, 1)
+    server = open_server(gears, hub.ports[0], 1)
+    frame = camera_frame((48, 64))
+    data = codecs.encode_jpeg(frame, codecs.JpegSettings(colorspace="GRAY", quality=95))
+    server.send_jpeg(data, colorspace="GRAY")
+    packet = hub.recv_packet(timeout=10)
+    close_to(packet.frame, frame)
+
+
+@pytest.mark.parametrize(
+    "options,name",
+    [
+        ({"jpeg_compression": "YUV"}, "jpeg_compression"),
+        ({"jpeg_compression": 1}, "jpeg_compression"),
+        ({"jpeg_compression": True, "jpeg_compression_quality": 5}, "jpeg_compression_quality"),
+        ({"jpeg_compression": True, "jpeg_compression_quality": 90.0}, "jpeg_compression_quality"),
+        ({"jpeg_compression": True, "jpeg_compression_fastdct": "yes"}, "jpeg_compression_fastdct"),
+        ({"jpeg_compression": True, "jpeg_compression_subsampling": "421"}, "jpeg_compression_subsampling"),
+    ],
+)
+def test_invalid_jpeg_options_are_configuration_errors(options, name):
+    with pytest.raises(ConfigError) as err:
+        NetGear(address="127.0.0.1", port=5999, pattern=2, **options)
+    assert err.value.option == name
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    data = bytearray(codecs.encode_jpeg(np.zeros((8, 8), np.uint8), codecs.JpegSettings(colorspace="GRAY")))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_a_jpeg_declaring_30000x30000_is_dropped_before_decoding(gears):
+    hub = open_hub(gears, 0, 1)
+    port = hub.ports[0]
+    ctx = gears.enter_context(zmq.Context())
+    sock = ctx.socket(zmq.DEALER)
+    gears.callback(sock.close, 0)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    bomb = _jpeg_declaring(30000, 30000)
+    assert len(bomb) < 1000
+    parts = native.encode_frame(
+        seq=1, sent_ns=1, server_id="bomb", session=1, topic="t", frame=None, limits=Limits(),
+        encoded=Encoded("jpeg", memoryview(bomb), "GRAY", (30000, 30000)),
+    )
+    sock.send_multipart([b"", *parts])
+    good = camera_frame((16, 16))
+    parts = native.encode_frame(
+        seq=2, sent_ns=1, server_id="bomb", session=1, topic="t", frame=good, limits=Limits()
+    )
+    sock.send_multipart([b"", *parts])
+    packet = hub.recv_packet(timeout=10)
+    assert packet.seq == 2
+    assert_frame(packet.frame, good)
+    assert hub.snapshot().rejected(port) == {"oversize": 1}
+
+
+def test_parallel_decoding_keeps_each_servers_order(procs, gears):
+    count, servers = 40, 4
+    hub = open_hub(gears, [0] * servers, 1, decode_threads=2)
+    go = CTX.Event()
+    for i, port in enumerate(hub.ports):
+        procs.append(CTX.Process(
+            target=serve, args=(port, 1, count), daemon=True,
+            kwargs={"go": go, "salt": i, "shape": (96, 128, 3), "messages": list(range(count)),
+                    "options": {"jpeg_compression": True}},
+        ))
+        procs[-1].start()
+    wait_alive(hub, servers)
+    go.set()
+    seen = {port: [] for port in hub.ports}
+    for _ in range(count * servers):
+        packet = hub.recv_packet(timeout=20)
+        seen[packet.port].append(packet.message)
+        assert packet.frame.shape == (96, 128, 3)
+    for i, port in enumerate(hub.ports):
+        assert seen[port] == list(range(count))
+    snap = hub.snapshot()
+    assert sum(s.frames for s in snap.servers) == count * servers
+    assert all(sum(p.rejected.values()) == 0 for p in snap.ports)
+
+
+def test_topic_frame_is_exact(gears):
+    assert topic_frame("5566") == b"5566\x00"
