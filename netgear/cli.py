@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = argparse.ArgumentParser(add_help=False)
     logs.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     logs.add_argument("-q", "--quiet", action="store_true", help="only errors and the essential lines")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,serve,receive}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,serve,receive,bench}")
 
     def command(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
@@ -212,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fail (exit 1) after S seconds without a frame")
     recv.add_argument("--grace", type=float, default=30.0, metavar="S",
                       help="seconds a port may wait for its first server (default 30)")
+    bench = command("bench", "run the benchmark suite (a source checkout's benchmarks/)", BENCH_EPILOG)
+    bench.add_argument("bench_args", nargs="*", help="arguments for benchmarks/bench.py (--full, --only NAME, ...)")
     return parser
 
 
@@ -522,15 +524,40 @@ def _stop_servers(hub: NetGear, procs: List[Any], stop: Any) -> None:
 # -- entry point -------------------------------------------------------------------------
 
 
+BENCH_EPILOG = """examples:
+  netgear bench                       the quick suite, printed as it runs
+  netgear bench --full --json out.json
+  netgear bench --only rtt20ms        scenarios whose name contains rtt20ms
+"""
+
+
+def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    """Run ``benchmarks/bench.py`` of the checkout this package was installed from."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / "bench.py").is_file():
+        raise OSError("the benchmarks ship with the source checkout: run `pip install -e .` from a clone")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench", *args.bench_args], cwd=root)
+    return done.returncode
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # everything after it belongs to benchmarks/bench.py
+        try:
+            return cmd_bench(argparse.Namespace(bench_args=argv[1:]), sys.stdout)
+        except OSError as exc:
+            print(f"netgear: error: {exc}", file=sys.stderr)
+            return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(2, args.verbose)]
     logging.basicConfig(level=level, format="netgear: %(levelname)s: %(name)s: %(message)s")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    commands = {"demo": cmd_demo, "serve": cmd_serve, "receive": cmd_receive}
+    commands = {"demo": cmd_demo, "serve": cmd_serve, "receive": cmd_receive, "bench": cmd_bench}
     try:
         return commands[args.command](args, sys.stdout)
     except _Usage as exc:
