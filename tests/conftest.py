@@ -1,26 +1,25 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from helpers import wait_until  # noqa: E402  (re-exported: tests may import it from here)
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    """Wait for a state the code under test reaches by itself; fail (not hang) after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+__all__ = ["wait_until"]
+
+
+@pytest.fixture
+def gears():
+    """An ExitStack for the NetGear objects (and sockets) a test opens; closed at teardown."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -79,7 +79,12 @@ def serve(
         raise
     finally:
         if close:
+            # wall-clock stamps: the hub's end of stream is measured against them
+            if results is not None:
+                results.put(("closing", port, time.time(), os.getpid()))
             gear.close()
+            if results is not None:
+                results.put(("closed", port, time.time(), os.getpid()))
         else:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -107,3 +112,49 @@ def start(target, *args, **kwargs) -> mp.Process:
     proc = CTX.Process(target=target, args=args, kwargs=kwargs, daemon=True)
     proc.start()
     return proc
+
+
+def close_storm(iterations: int, connections: int, results: Any) -> None:
+    """Close hubs while many peers disconnect at once; report the slowest close().
+
+    Run in its own process: a close() that deadlocks inside libzmq holds the GIL, which
+    would freeze a test process beyond the reach of pytest-timeout.
+    """
+    import socket
+    import threading
+
+    from netgear import NetGear
+
+    slowest = 0.0
+    for _ in range(iterations):
+        hub = NetGear(address="127.0.0.1", port=0, pattern=1, receive_mode=True)
+        peers = [socket.create_connection(("127.0.0.1", hub.ports[0])) for _ in range(connections)]
+        time.sleep(0.02)  # load shaping only: let libzmq accept them, so dropping them is news
+        go = threading.Event()
+
+        def drop() -> None:
+            go.wait()
+            for peer in peers:
+                peer.close()
+
+        dropper = threading.Thread(target=drop)
+        dropper.start()
+        go.set()
+        began = time.monotonic()
+        hub.close()
+        slowest = max(slowest, time.monotonic() - began)
+        dropper.join()
+    results.put(("storm", iterations, slowest, os.getpid()))
+
+
+def idle_hub(port: int, pattern: int, *, stop: Any, results: Any, alive: int = 1, options=None) -> None:
+    """A hub in its own process that never reads: reports ("alive", port) once ``alive``
+    servers are seen, then waits for ``stop`` (the test may SIGSTOP it meanwhile)."""
+    from netgear import NetGear
+
+    with NetGear(address="127.0.0.1", port=port, pattern=pattern, receive_mode=True, **(options or {})) as gear:
+        deadline = time.monotonic() + 30
+        while len(gear.snapshot().alive()) < alive and time.monotonic() < deadline:
+            time.sleep(0.01)
+        results.put(("alive", port, len(gear.snapshot().alive()), os.getpid()))
+        stop.wait(60)
