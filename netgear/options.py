@@ -95,7 +95,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "decode_threads": ("hub", "threads decoding JPEG frames in parallel (None: one per core, at most 4)"),
     "max_inflight": ("server", "REQ/REP frames sent ahead of their acknowledgement (1: stop-and-wait)"),
     "wire_format": ("server", "'native', or 'vidgear' / 'imagezmq' to feed a hub running those libraries"),
-    "connect_to": ("hub", "PUB/SUB: addresses of publishers that bind (imagezmq senders) to connect to"),
+    "connect_to": ("hub", "PUB/SUB: addresses of publishers that bind (imagezmq senders) to connect to; `port` may then be omitted"),
 }
 
 #: vidgear option names that have no meaning here, with the reason given to the user.
@@ -351,7 +351,10 @@ def build_settings(
     if protocol not in ("tcp", "ipc"):
         raise ConfigError("protocol", f"expected 'tcp' or 'ipc', got {protocol!r}")
     pattern_no = _resolve_pattern(pattern, opts.multiserver_mode)
-    ports = _resolve_ports(port, receive_mode, opts.multiserver_mode)
+    if receive_mode and opts.connect_to is not None and (port is None or (isinstance(port, (list, tuple)) and not port)):
+        ports: Tuple[int, ...] = ()  # a hub that only connects to publishers that bind
+    else:
+        ports = _resolve_ports(port, receive_mode, opts.multiserver_mode)
     host = _resolve_address(address, protocol, receive_mode)
     _check_modes(opts, pattern_no, receive_mode)
     endpoints = tuple(Endpoint(protocol, host, p) for p in ports)

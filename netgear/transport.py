@@ -255,14 +255,17 @@ class HubTransport:
         # monitor events blocking, so an event (a peer disconnecting right now) sent to a
         # monitor whose reader is gone would block it forever, holding the lock that
         # disable_monitor() and close() need: close() would hang.
-        for sock in self._sockets.values():
+        # Every socket, not self._sockets: two endpoints may share a port number (connect_to
+        # addresses on different hosts), and one socket left open would hang ctx.term().
+        sockets = list(self._by_socket)
+        for sock in sockets:
             try:
                 sock.disable_monitor()
             except zmq.ZMQError:
                 pass
         for monitor in list(self._monitors):
             monitor.close(0)
-        for sock in self._sockets.values():
+        for sock in sockets:
             sock.close(0)
         self._ctx.term()
         with self._wake_lock:
@@ -299,8 +302,12 @@ class ServerTransport:
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
         _heartbeats(sock, self._opts)
-        if kind == zmq.DEALER:
+        if kind == zmq.DEALER and formats.sequenced(self._fmt):
             # Queue only for a connected hub, so a retry never replays a stale backlog.
+            # Not for the foreign formats: they send one frame at a time (as the REQ sockets
+            # of vidgear and imagezmq do), and with IMMEDIATE libzmq discards an answer not
+            # read yet when the hub disconnects right after sending it (an ImageHub that
+            # answers its last image and exits): the frame would be resent, and time out.
             sock.setsockopt(zmq.IMMEDIATE, 1)
         verb = "bind" if self._bind else "connect"
         try:

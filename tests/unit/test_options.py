@@ -228,3 +228,16 @@ def test_defaults():
 def test_every_option_is_documented():
     assert set(OPTION_DOCS) == {f for f in Options.__dataclass_fields__}
     assert not set(OPTION_DOCS) & set(REFUSED_OPTIONS)
+
+
+def test_connect_to_hub_needs_no_port_of_its_own():
+    urls = ["tcp://cam1:5555", "tcp://cam2:5555"]
+    for port in (None, []):
+        s = settings(receive_mode=True, port=port, pattern=2, multiserver_mode=True, connect_to=urls)
+        assert s.endpoints == () and s.options.connect_to == tuple(urls)
+    s = settings(receive_mode=True, port=None, pattern=2, connect_to=urls[0])  # single pair: no 5555 bound
+    assert s.endpoints == () and s.options.connect_to == (urls[0],)
+    s = settings(receive_mode=True, port=[5566], pattern=2, multiserver_mode=True, connect_to=urls)
+    assert [e.port for e in s.endpoints] == [5566]  # and, when given, its own ports as well
+    config_error("port", receive_mode=True, pattern=2, multiserver_mode=True)  # no connect_to: a list is needed
+    config_error("connect_to", receive_mode=True, port=[5566], pattern=1, multiserver_mode=True, connect_to=urls)
