@@ -42,6 +42,7 @@ import numpy as np
 from netgear.errors import MessageTooLarge, ProtocolError
 from netgear import codecs
 from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Encoded, Kind, Limits
+from netgear.wire._foreign import view
 from netgear.wire.values import pack_value, unpack_value
 
 __all__ = [
@@ -358,23 +359,9 @@ def _views(parts: Sequence[Any], *, max_parts: int) -> list[memoryview]:
     if not 1 <= count <= max_parts:
         raise ProtocolError("bad_parts", f"{count} parts, expected 1..{max_parts}")
     try:
-        return [_view(part) for part in parts]
+        return [view(part) for part in parts]
     except Exception as exc:
         raise ProtocolError("bad_parts", f"a part is not a buffer: {exc}") from exc
-
-
-def _view(part: Any) -> memoryview:
-    """A flat byte memoryview of ``part`` (``zmq.Frame`` via its ``.buffer``)."""
-    buffer = getattr(part, "buffer", None)
-    view = buffer if isinstance(buffer, memoryview) else memoryview(part)
-    if view.format == "B" and view.ndim == 1:
-        return view
-    if view.c_contiguous:
-        try:
-            return view.cast("B")
-        except (TypeError, ValueError):
-            pass
-    return memoryview(view.tobytes())
 
 
 def _read_header(view: memoryview, limits: Limits) -> dict[str, Any]:
