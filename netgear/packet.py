@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ["Packet"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Packet:
     """One frame (and its message) as received by the hub. Always the same shape.
 
@@ -22,6 +22,8 @@ class Packet:
     a JPEG frame on a hub with ``jpeg_decode=False``). ``jpeg`` holds the compressed bytes
     as they arrived when the server sent JPEG (a view: forward it, write it to a file, or
     ``bytes(packet.jpeg)`` to keep it).
+
+    Packets compare by identity (frames are arrays).
 
     Example::
 
