@@ -130,6 +130,18 @@ def _quality(text: str) -> int:
     return value
 
 
+KEYS_EPILOG = """\
+examples:
+  netgear keys generate ~/.netgear/keys --name hub      # on the hub host
+  netgear keys generate ~/.netgear/keys --name cam1     # on camera host cam1
+  netgear keys list ~/.netgear/keys
+
+Copy hub.key (public) to every server's keys folder; for Ironhouse (secure_mode=2) copy each
+server's NAME.key into the hub's allow-list folder (default KEYS/authorized). Secret files
+never leave their host.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``netgear`` command (also used to document it)."""
     parser = argparse.ArgumentParser(
@@ -142,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = argparse.ArgumentParser(add_help=False)
     logs.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     logs.add_argument("-q", "--quiet", action="store_true", help="only errors and the essential lines")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,serve,receive,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,serve,receive,bench,keys}")
 
     def command(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
@@ -214,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds a port may wait for its first server (default 30)")
     bench = command("bench", "run the benchmark suite (a source checkout's benchmarks/)", BENCH_EPILOG)
     bench.add_argument("bench_args", nargs="*", help="arguments for benchmarks/bench.py (--full, --only NAME, ...)")
+    keys = command("keys", "create and list CURVE key pairs for secure_mode", KEYS_EPILOG)
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="{generate,list}")
+    gen = keys_sub.add_parser("generate", help="create NAME.key (public) and NAME.key_secret (0600) in DIR (0700)")
+    gen.add_argument("dir", metavar="DIR", help="keys folder (created 0700)")
+    gen.add_argument("--name", default="server", help="key pair name (default 'server'; the hub's is 'hub')")
+    gen.set_defaults(parser=gen)
+    lst = keys_sub.add_parser("list", help="list the keys in DIR and the state of their secret files")
+    lst.add_argument("dir", metavar="DIR", help="keys folder")
+    lst.set_defaults(parser=lst)
     return parser
 
 
@@ -542,6 +563,23 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
     return done.returncode
 
 
+def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
+    """``netgear keys generate DIR [--name NAME]`` / ``netgear keys list DIR``."""
+    from . import keys
+
+    if args.keys_command == "generate":
+        public, secret = keys.generate(args.dir, args.name)
+        print(f"public key (copy it to the other side): {public}", file=out)
+        print(f"secret key (mode 0600, keep it on this host): {secret}", file=out)
+        return 0
+    rows = keys.list_keys(args.dir)
+    for name, public, state in rows:
+        print(f"{name}\t{public.decode('ascii')}\t{state or 'public only'}", file=out)
+    if not rows:
+        print(f"no keys in {args.dir}", file=out)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -557,7 +595,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=level, format="netgear: %(levelname)s: %(name)s: %(message)s")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    commands = {"demo": cmd_demo, "serve": cmd_serve, "receive": cmd_receive, "bench": cmd_bench}
+    commands = {"demo": cmd_demo, "serve": cmd_serve, "receive": cmd_receive, "bench": cmd_bench, "keys": cmd_keys}
     try:
         return commands[args.command](args, sys.stdout)
     except _Usage as exc:

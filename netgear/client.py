@@ -316,6 +316,10 @@ class Client:
             last_seq=book.last_seq,
         )
 
+    def reload_keys(self) -> int:
+        """Ironhouse: re-read the allow-list of server keys; returns how many are allowed."""
+        return self._transport.reload_keys()
+
     def pop_events(self) -> List[Event]:
         """Liveness events (joined, left, returned, ...) since the last call, oldest first."""
         with self._cond:
@@ -397,7 +401,10 @@ class Client:
     def _decode(self, inc: Incoming) -> Optional[Tuple[Incoming, ModuleType, Decoded]]:
         fmt = formats.detect(inc.parts)
         try:
-            return inc, fmt, fmt.decode(inc.parts, self._limits)
+            msg = fmt.decode(inc.parts, self._limits)
+            if inc.identity is not None:  # Ironhouse: who the key says, not what it claims
+                msg = dataclasses.replace(msg, server_id=inc.identity)
+            return inc, fmt, msg
         except ProtocolError as exc:
             reason, detail = exc.reason, exc
         except Exception as exc:  # a codec bug must not cost the rest of the batch

@@ -122,6 +122,15 @@ class NetGear:
         """Liveness events (joined, left, returned, duplicate, ended) since the last call."""
         return self._need_client("pop_events").pop_events()
 
+    def reload_keys(self) -> int:
+        """Ironhouse hub (``secure_mode=2``): re-read the allow-list of server public keys.
+
+        A server whose key file was removed has its new connections refused from now on
+        (its established connection is not cut); others are unaffected. Returns how many
+        keys are allowed (0 without Ironhouse). A missing folder raises ``ConfigError``.
+        """
+        return self._need_client("reload_keys").reload_keys()
+
     @property
     def ports(self) -> List[int]:
         """Ports in use: a hub's actual bound ports (port 0 asks the kernel), or the server's."""

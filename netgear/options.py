@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
@@ -66,6 +68,11 @@ class Options:
     max_inflight: int = 4
     wire_format: str = "native"
     connect_to: Optional[Tuple[str, ...]] = None
+    secure_mode: int = 0
+    custom_cert_location: Optional[str] = None
+    key_name: Optional[str] = None
+    hub_key: str = "hub"
+    authorized_keys: Optional[str] = None
 
 
 #: option name -> (applies to, one-line meaning). Used for errors and the docs.
@@ -96,15 +103,18 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "max_inflight": ("server", "REQ/REP frames sent ahead of their acknowledgement (1: stop-and-wait)"),
     "wire_format": ("server", "'native', or 'vidgear' / 'imagezmq' to feed a hub running those libraries"),
     "connect_to": ("hub", "PUB/SUB: addresses of publishers that bind (imagezmq senders) to connect to; `port` may then be omitted"),
+    "secure_mode": ("both", "0 none, 1 Stonehouse (CURVE encryption, any server key), 2 Ironhouse (encryption + allow-list of server public keys); both sides must agree"),
+    "custom_cert_location": ("both", "keys folder (`netgear keys generate`): this object's `<key_name>.key` / `.key_secret`, and a server's copy of the hub's public key"),
+    "key_name": ("both", "name of this object's key pair in `custom_cert_location` (None: 'hub' for the hub, 'server' for a server)"),
+    "hub_key": ("server", "name of the hub's public key file (`<hub_key>.key`) in `custom_cert_location`"),
+    "authorized_keys": ("hub", "Ironhouse: folder of allowed server public keys (`*.key`; None: `<custom_cert_location>/authorized`); re-read by `reload_keys()`"),
 }
 
 #: vidgear option names that have no meaning here, with the reason given to the user.
 REFUSED_OPTIONS: Mapping[str, str] = {
     "compression_format": "old vidgear name: use jpeg_compression=True (and jpeg_compression_quality)",
     "compression_param": "old vidgear name: use jpeg_compression_quality / jpeg_compression_fastdct",
-    "secure_mode": "CURVE security is not part of this release yet",
-    "custom_cert_location": "CURVE security is not part of this release yet",
-    "overwrite_cert": "CURVE security is not part of this release yet",
+    "overwrite_cert": "keys are never overwritten by a NetGear object: create them with `netgear keys generate`",
     "ssh_tunnel_mode": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
     "ssh_tunnel_pwd": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
     "ssh_tunnel_keyfile": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
@@ -191,6 +201,20 @@ def _addresses(name: str, value: Any) -> Optional[Tuple[str, ...]]:
     return tuple(items)
 
 
+def _folder(name: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ConfigError(name, f"expected a folder path, got {value!r}")
+    return os.path.abspath(os.path.expanduser(str(value)))
+
+
+def _key_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) or value.startswith("."):
+        raise ConfigError(name, f"expected a key name of letters, digits, '_', '-' or '.', got {value!r}")
+    return value
+
+
 _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "multiserver_mode": _bool,
     "filter": _filter,
@@ -218,6 +242,11 @@ _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "max_inflight": lambda n, v: _int(n, v, minimum=1, maximum=64),
     "wire_format": lambda n, v: _choice(n, v, ("native", "vidgear", "imagezmq")),
     "connect_to": _addresses,
+    "secure_mode": lambda n, v: _int(n, v, minimum=0, maximum=2),
+    "custom_cert_location": lambda n, v: _folder(n, v),
+    "key_name": lambda n, v: None if v is None else _key_name(n, v),
+    "hub_key": _key_name,
+    "authorized_keys": lambda n, v: _folder(n, v),
 }
 
 assert set(_CHECKS) == {f.name for f in dataclasses.fields(Options)} == set(OPTION_DOCS)
@@ -378,6 +407,19 @@ def _check_modes(opts: Options, pattern: int, receive_mode: bool) -> None:
         raise ConfigError("wire_format", "is a server option: the hub recognises every format by itself")
     if opts.wire_format == "imagezmq" and pattern == 0:
         raise ConfigError("wire_format", "imagezmq has no PAIR pattern: use pattern=1 or 2")
+    if opts.secure_mode:
+        if opts.custom_cert_location is None:
+            raise ConfigError("custom_cert_location", f"secure_mode={opts.secure_mode} needs the keys folder (see `netgear keys generate`)")
+        if opts.connect_to is not None:
+            raise ConfigError("secure_mode", "cannot be used with connect_to (binding publishers speak no CURVE)")
+        if opts.wire_format != "native":
+            raise ConfigError("secure_mode", "needs wire_format='native' (vidgear and imagezmq hubs use their own keys)")
+    else:
+        for name in ("custom_cert_location", "key_name", "authorized_keys"):
+            if getattr(opts, name) is not None:
+                raise ConfigError(name, "needs secure_mode=1 or 2")
+    if opts.authorized_keys is not None and (opts.secure_mode != 2 or not receive_mode):
+        raise ConfigError("authorized_keys", "is for an Ironhouse hub (secure_mode=2, receive_mode=True)")
     if opts.liveness_timeout <= opts.heartbeat_interval:
         raise ConfigError(
             "liveness_timeout",

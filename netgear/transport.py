@@ -11,6 +11,13 @@ PUB or PAIR. Envelopes (the REQ delimiter, the PUB/SUB topic frame) are added an
 here, so the wire codec only ever sees ``[header, *payload]``.
 
 Each object owns its own ``zmq.Context``: closing one never touches another.
+
+Security (``secure_mode`` 1 or 2): the hub is the CURVE server (its secret key) and runs a
+ZAP handler (``zmq.auth.thread.ThreadAuthenticator``) in its own context, started before any
+socket binds; every socket enforces its ZAP domain, so a missing handler refuses connections
+instead of letting them through. Servers are CURVE clients (their own pair + the hub's public
+key). Under Ironhouse the ZAP handler answers with the server's key name as User-Id, which
+:class:`Incoming` carries as ``identity``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
+
+from . import keys
 
 from .errors import TransportError
 from .options import Endpoint, Options
@@ -37,7 +48,11 @@ __all__ = [
     "Disconnected",
     "topic_frame",
     "CONTROL_TOPIC",
+    "curve_keypair",
 ]
+
+#: ZAP domain of every secured socket (enforced: no ZAP handler, no connection)
+_ZAP_DOMAIN = b"netgear"
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +75,8 @@ class Incoming:
     conn: Optional[int]
     envelope: List[Any]
     parts: List[Any]
+    #: Ironhouse: the name of the authenticated key the message came with (else None)
+    identity: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -81,11 +98,85 @@ def _heartbeats(sock: zmq.Socket, opts: Options) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TTL, int(opts.liveness_timeout * 1000))
 
 
+def _identity_of(frame: Any) -> str:
+    """The User-Id the ZAP handler gave the connection; never empty under Ironhouse."""
+    try:
+        user = frame.get("User-Id")
+    except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+        user = None
+    return user or "?unauthenticated"
+
+
 def _conn_of(frame: Any) -> Optional[int]:
     try:
         return int(frame.get(zmq.SRCFD))
     except (zmq.ZMQError, AttributeError, TypeError, ValueError):
         return None
+
+
+def curve_keypair() -> Tuple[bytes, bytes]:
+    """A new CURVE key pair, Z85-encoded: (public, secret)."""
+    if not zmq.has("curve"):  # pragma: no cover - every pyzmq wheel has it
+        raise TransportError("this libzmq was built without CURVE support")
+    return zmq.curve_keypair()
+
+
+class _Keys:
+    """ZAP credentials callback: the allow-list (None: any key, Stonehouse)."""
+
+    def __init__(self, allowed: Optional[Dict[bytes, str]]) -> None:
+        self.allowed = allowed
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        allowed = self.allowed  # one read: reload_keys() swaps the whole dict
+        return allowed is None or key in allowed
+
+    def name(self, key: bytes) -> str:
+        allowed = self.allowed
+        z85_key = z85.encode(key)
+        return (allowed or {}).get(z85_key) or z85_key.decode("ascii")
+
+
+class _Authenticator(ThreadAuthenticator):
+    """A ZAP handler whose User-Id is the server's key name (Ironhouse)."""
+
+    def __init__(self, context: zmq.Context, known: _Keys) -> None:
+        super().__init__(context=context, log=_log.getChild("zap"))
+        self._known = known
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self._known.name(client_public_key)
+
+
+class _HubSecurity:
+    """The hub's keys and ZAP handler (one per hub object, in the hub's context)."""
+
+    def __init__(self, ctx: zmq.Context, opts: Options) -> None:
+        pair, self.folder = keys.hub_keys(opts)
+        self.public, self.secret = pair.public, pair.secret
+        self.known = _Keys(keys.allow_list(self.folder) if self.folder is not None else None)
+        self.auth = _Authenticator(ctx, self.known)
+        self.auth.start()
+        self.auth.configure_curve_callback(_ZAP_DOMAIN.decode(), self.known)
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.ZAP_DOMAIN, _ZAP_DOMAIN)
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public)
+
+    def reload(self) -> int:
+        if self.folder is None:
+            return 0
+        self.known.allowed = keys.allow_list(self.folder)
+        return len(self.known.allowed)
+
+    def stop(self) -> None:
+        try:
+            self.auth.stop()
+        except zmq.ZMQError:  # pragma: no cover
+            pass
 
 
 class HubTransport:
@@ -112,7 +203,11 @@ class HubTransport:
         # once close() has released it (the number may already belong to another file).
         self._wake_lock = threading.Lock()
         self.endpoints: List[Endpoint] = []
+        self._security: Optional[_HubSecurity] = None
+        self._identities = opts.secure_mode == 2
         try:
+            if opts.secure_mode:
+                self._security = _HubSecurity(self._ctx, opts)
             for endpoint in endpoints:
                 self._open(endpoint, opts, subscriptions)
             for url in opts.connect_to or ():
@@ -139,6 +234,8 @@ class HubTransport:
         # anything larger makes ZeroMQ drop the connection before buffering it.
         sock.setsockopt(zmq.MAXMSGSIZE, 2 * max(opts.max_frame_bytes, opts.max_message_bytes + 65536))
         _heartbeats(sock, opts)
+        if self._security is not None:
+            self._security.apply(sock)
         if kind == zmq.ROUTER:
             sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         try:
@@ -199,9 +296,10 @@ class HubTransport:
                 _log.debug("recv on port %s failed: %s", port, exc)
                 return
             conn = _conn_of(frames[0])
+            identity = _identity_of(frames[-1]) if self._identities else None
             # routing id + delimiter (ROUTER), topic frame (SUB): kept to address answers
             envelope, parts = formats.unwrap(self.pattern, frames)
-            out.append(Incoming(port, conn, envelope, parts))
+            out.append(Incoming(port, conn, envelope, parts, identity))
 
     def _drain_monitor(self, monitor: zmq.Socket, out: List[Observation]) -> None:
         port = self._monitors[monitor]
@@ -237,6 +335,12 @@ class HubTransport:
         except zmq.ZMQError:
             return False
 
+    def reload_keys(self) -> int:
+        """Ironhouse: re-read the allow-list; new connections are checked against it at once.
+
+        Returns how many keys are allowed (0 for Stonehouse or no security)."""
+        return self._security.reload() if self._security is not None else 0
+
     def wake(self) -> None:
         """Interrupt :meth:`poll` from any thread (a no-op once closed)."""
         with self._wake_lock:
@@ -267,6 +371,8 @@ class HubTransport:
             monitor.close(0)
         for sock in sockets:
             sock.close(0)
+        if self._security is not None:
+            self._security.stop()
         self._ctx.term()
         with self._wake_lock:
             for fd in (self._wake_r, self._wake_w):
@@ -287,6 +393,11 @@ class ServerTransport:
         self._opts = opts
         self._fmt = fmt
         self._bind = pattern == 2 and formats.publisher_binds(fmt)
+        self._curve: Optional[Tuple[bytes, bytes, bytes]] = None
+        if opts.secure_mode:  # keys first: a missing or exposed key leaves nothing open
+            pair, hub = keys.server_keys(opts)
+            assert pair.secret is not None
+            self._curve = (pair.public, pair.secret, hub.public)
         self._ctx = zmq.Context(io_threads=1)
         self._topic = topic_frame(topic)
         self._sock: Optional[zmq.Socket] = None
@@ -302,6 +413,11 @@ class ServerTransport:
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
         _heartbeats(sock, self._opts)
+        if self._curve is not None:
+            public, secret, server = self._curve
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            sock.setsockopt(zmq.CURVE_SERVERKEY, server)
         if kind == zmq.DEALER and formats.sequenced(self._fmt):
             # Queue only for a connected hub, so a retry never replays a stale backlog.
             # Not for the foreign formats: they send one frame at a time (as the REQ sockets

@@ -65,7 +65,8 @@ def test_refused_vidgear_options_say_why(name):
 
 
 def test_refused_reasons_are_explanations():
-    assert "CURVE" in REFUSED_OPTIONS["secure_mode"]
+    assert "secure_mode" not in REFUSED_OPTIONS  # implemented (see tests/security)
+    assert "netgear keys generate" in REFUSED_OPTIONS["overwrite_cert"]
     assert "jpeg_compression" in REFUSED_OPTIONS["compression_format"]
     assert "ssh -L" in REFUSED_OPTIONS["ssh_tunnel_mode"]
 
