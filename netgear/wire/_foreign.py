@@ -182,6 +182,11 @@ def raw_frame(dtype_name: Any, shape: Any, payload: memoryview, limits: Limits) 
         raise ProtocolError("oversize", f"frame is {payload.nbytes} bytes, limit {limits.max_frame_bytes}")
     if math.prod(shape) * dtype.itemsize != payload.nbytes:
         raise ProtocolError("size_mismatch", f"{payload.nbytes} bytes for shape {shape} of {dtype_name}")
+    return frame_array(payload, dtype, shape)
+
+
+def frame_array(payload: memoryview, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    """A writable array over ``payload``, copied only when the buffer is read-only."""
     if payload.readonly:
         payload = memoryview(bytearray(payload))  # the single conditional copy
     try:

@@ -42,7 +42,7 @@ import numpy as np
 from netgear.errors import MessageTooLarge, ProtocolError
 from netgear import codecs
 from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Encoded, Kind, Limits
-from netgear.wire._foreign import view
+from netgear.wire._foreign import frame_array, view
 from netgear.wire.values import pack_value, unpack_value
 
 __all__ = [
@@ -528,17 +528,4 @@ def _decode_frame(meta: list[Any], payload: memoryview, limits: Limits) -> np.nd
         raise ProtocolError(
             "size_mismatch", f"{payload.nbytes} bytes for shape {shape} of {dtype_name}"
         )
-    return _frame_array(payload, dtype, shape)
-
-
-def _frame_array(payload: memoryview, dtype: np.dtype, shape: list[int]) -> np.ndarray:
-    """A writable array over ``payload``, copied only when the buffer is read-only."""
-    if payload.readonly:
-        payload = memoryview(bytearray(payload))  # the single conditional copy
-    try:
-        array = np.frombuffer(payload, dtype=dtype).reshape(shape)
-    except Exception as exc:  # e.g. a zero-size frame with absurd dimensions
-        raise ProtocolError("bad_shape", f"shape {shape}: {exc}") from exc
-    if dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
-        raise ProtocolError("bad_payload", "bool frame holds bytes other than 0 and 1")
-    return array
+    return frame_array(payload, dtype, shape)
