@@ -12,11 +12,12 @@ order). :func:`dumps` and :func:`dump_object` reproduce those bytes exactly.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Callable, Final, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from netgear import codecs
 from netgear.errors import MessageTooLarge, ProtocolError
 from netgear.wire import DTYPES, Encoded, Limits
 from netgear.wire.values import MAX_NESTING
+
+_T = TypeVar("_T")
 
 HEADER_SLACK: Final = 4096
 """A JSON metadata part may be this much larger than ``Limits.max_message_bytes``."""
@@ -43,6 +46,25 @@ _DTYPES_BY_NAME: Final = {
 _FIRST_KEY: Final = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"([A-Za-z_]{1,32})"[ \t\n\r]*:')
 _DETECT_BYTES: Final = 64
 _STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+def hostile(func: Callable[..., _T]) -> Callable[..., _T]:
+    """Decorate a decoder of network bytes: only ``ProtocolError`` may leave it; anything
+    else (a bug, an exotic part object) becomes ``ProtocolError("bad_header")``."""
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> _T:
+        try:
+            return func(*args, **kwargs)
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+
+    return guarded
 
 
 # --------------------------------------------------------------------------- parts

@@ -89,14 +89,10 @@ def detect(parts: Sequence[Any]) -> bool:
 # --------------------------------------------------------------------------- hub side
 
 
+@_f.hostile
 def decode(parts: Sequence[Any], limits: Limits) -> Decoded:
     """Decode an image or a JPEG; raise ``ProtocolError`` for anything else."""
-    try:
-        return _decode(parts, limits)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # a bug or an exotic part object: never leak it
-        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+    return _decode(parts, limits)
 
 
 def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
@@ -182,14 +178,10 @@ def encode_close(*, port: int | str | None = None) -> None:
     """imagezmq has no goodbye: nothing to send (the hub notices the disconnection)."""
 
 
+@_f.hostile
 def decode_reply(parts: Sequence[Any], limits: Limits) -> Ack:
     """What an ImageHub answered: ``Ack(0, <the reply bytes>, True)`` (normally ``b"OK"``)."""
-    try:
-        views = _f.views(parts, (1,))
-        if views[0].nbytes > limits.max_message_bytes:
-            raise ProtocolError("oversize", f"reply is {views[0].nbytes} bytes")
-        return Ack(0, views[0].tobytes(), True)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # never leak anything else
-        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+    views = _f.views(parts, (1,))
+    if views[0].nbytes > limits.max_message_bytes:
+        raise ProtocolError("oversize", f"reply is {views[0].nbytes} bytes")
+    return Ack(0, views[0].tobytes(), True)

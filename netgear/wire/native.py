@@ -42,7 +42,7 @@ import numpy as np
 from netgear.errors import MessageTooLarge, ProtocolError
 from netgear import codecs
 from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Encoded, Kind, Limits
-from netgear.wire._foreign import frame_array, view
+from netgear.wire._foreign import frame_array, hostile, view
 from netgear.wire.values import pack_value, unpack_value
 
 __all__ = [
@@ -253,6 +253,7 @@ def _pack_header(header: dict[str, Any]) -> bytes:
 # --------------------------------------------------------------------------- decoding
 
 
+@hostile
 def decode(parts: Sequence[Any], limits: Limits) -> Decoded:
     """Decode a FRAME, HEARTBEAT or BYE; raise ``ProtocolError`` for anything else.
 
@@ -262,22 +263,13 @@ def decode(parts: Sequence[Any], limits: Limits) -> Decoded:
     A read-only part (``bytes``) is copied once into a ``bytearray`` so the returned
     frame is always writable. An ACK is refused with ``bad_kind``.
     """
-    try:
-        return _decode(parts, limits)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # a bug or an exotic part object: never leak it
-        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+    return _decode(parts, limits)
 
 
+@hostile
 def decode_ack(parts: Sequence[Any], limits: Limits) -> Ack:
     """Decode an ACK; raise ``ProtocolError`` for anything else (other kinds: ``bad_kind``)."""
-    try:
-        return _decode_ack(parts, limits)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # a bug or an exotic part object: never leak it
-        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+    return _decode_ack(parts, limits)
 
 
 def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:

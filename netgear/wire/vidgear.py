@@ -113,14 +113,10 @@ def detect(parts: Sequence[Any]) -> bool:
 # --------------------------------------------------------------------------- hub side
 
 
+@_f.hostile
 def decode(parts: Sequence[Any], limits: Limits) -> Decoded:
     """Decode a frame or a goodbye; raise ``ProtocolError`` for anything else."""
-    try:
-        return _decode(parts, limits)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # a bug or an exotic part object: never leak it
-        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+    return _decode(parts, limits)
 
 
 def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
@@ -290,17 +286,13 @@ def _port_field(port: int | str | None) -> list[tuple[str, bytes]]:
     return [("port", _f.dumps(port))]
 
 
+@_f.hostile
 def decode_reply(parts: Sequence[Any], limits: Limits) -> Ack:
     """What a vidgear hub answered: ``Ack(0, data, True)`` in bidirectional mode
     (arrays decoded, JPEG included), ``Ack(0, None, False)`` for its plain confirmations.
     ``seq`` is always 0 (see :data:`SEQUENCED`). Raises only ``ProtocolError``.
     """
-    try:
-        return _decode_reply(parts, limits)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # never leak anything else
-        raise ProtocolError("bad_header", f"undecodable: {type(exc).__name__}: {exc}") from exc
+    return _decode_reply(parts, limits)
 
 
 def _decode_reply(parts: Sequence[Any], limits: Limits) -> Ack:
