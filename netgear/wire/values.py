@@ -62,6 +62,7 @@ _SUPPORTED: Final = (
 _LEAVES: Final = frozenset({type(None), bool, int, float, str, bytes})
 _KEY_TYPES: Final = (str, int, bytes, tuple)
 _UNPACKED_KEY_TYPES: Final = frozenset({str, int, bool, bytes, tuple})
+_CONTAINERS: Final = frozenset({list, dict, tuple})
 _DTYPE_OBJS: Final = {name: np.dtype(name) for name in DTYPES}
 _BASE_CONVERTERS: Final[tuple[tuple[type, Callable[[Any], Any]], ...]] = (
     (int, int.__int__),
@@ -200,11 +201,26 @@ def unpack_value(data: bytes | memoryview, *, max_bytes: int) -> Any:
     deep, over ``max_bytes`` ...) raises ``ProtocolError("bad_message", detail)``.
     """
     try:
-        return _unpack(data, max_bytes, 0)
+        value = _unpack(data, max_bytes, 0)
+        if memoryview(data).nbytes > MAX_NESTING:  # each container takes a byte at least
+            _check_nesting(value)
+        return value
     except ProtocolError:
         raise
     except Exception as exc:  # anything at all from hostile input
         raise ProtocolError("bad_message", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_nesting(value: Any) -> None:
+    """Refuse containers nested deeper than :data:`MAX_NESTING`, as :func:`pack_value` does
+    (msgpack itself accepts about a thousand levels). Iterative: no recursion on hostile input."""
+    stack = [(value, 1)] if type(value) in _CONTAINERS else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise _bad(f"containers nested deeper than {MAX_NESTING} levels")
+        children = [*item.keys(), *item.values()] if type(item) is dict else item
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
 
 
 def _bad(detail: str) -> ProtocolError:
