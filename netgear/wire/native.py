@@ -97,6 +97,8 @@ _MAP_BYTES: Final = frozenset({*range(0x80, 0x90), 0xDE, 0xDF})
 _ARRAY_BYTES: Final = frozenset({*range(0x90, 0xA0), 0xDC, 0xDD})
 _EXT_BYTES: Final = frozenset({0xC7, 0xC8, 0xC9, *range(0xD4, 0xD9)})
 _NOT_SCALAR: Final = _MAP_BYTES | _ARRAY_BYTES | _EXT_BYTES
+#: what msgpack gives for maps and arrays (extension types are refused by the fast path)
+_CONTAINERS: Final = (dict, list)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -369,12 +371,76 @@ def _read_header(view: memoryview, limits: Limits) -> dict[str, Any]:
             f"header is {len(view)} bytes, limit {limits.max_message_bytes + _HEADER_SLACK}",
         )
     body = view[len(_PREFIX) :]
+    header = _fast_map(body, limits)
+    if header is not None:
+        return header
     try:
         return _read_map(body, limits)
     except ProtocolError:
         raise
     except Exception as exc:  # anything msgpack raises on malformed input
         raise ProtocolError("bad_header", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _map_count(first: int, body: memoryview) -> int:
+    """The number of entries a msgpack map header declares (-1 if it is not a map)."""
+    if 0x80 <= first <= 0x8F:
+        return first & 0x0F
+    if first == 0xDE and len(body) >= 3:
+        return int.from_bytes(body[1:3], "big")
+    if first == 0xDF and len(body) >= 5:
+        return int.from_bytes(body[1:5], "big")
+    return -1
+
+
+def _is_scalar(value: Any) -> bool:
+    return type(value) not in _CONTAINERS
+
+
+def _fast_map(body: memoryview, limits: Limits) -> dict[str, Any] | None:
+    """The header map in one C call, when it is plainly well formed; else ``None``.
+
+    Bounded by the same limits as :func:`_read_map` (lengths, no extension types, a
+    bounded body), and accepted only if it has exactly the shape ``_read_map`` accepts:
+    string keys from the known set, none repeated, scalar values except the frame
+    metadata. Anything else returns ``None`` and the careful reader decides, so both
+    paths accept the same headers and every rejection keeps its precise reason.
+    """
+    if not body:
+        return None
+    count = _map_count(body[0], body)
+    if not 0 <= count <= len(_ANY_KEY):
+        return None
+    try:
+        header = msgpack.unpackb(
+            body,
+            raw=False,
+            max_str_len=_MAX_TEXT_BYTES,
+            max_bin_len=len(body),
+            max_array_len=max(4, limits.max_ndim),
+            max_map_len=len(_ANY_KEY),
+            max_ext_len=0,
+        )
+    except Exception:
+        return None
+    if type(header) is not dict or len(header) != count:  # a repeated key collapsed
+        return None
+    for key, value in header.items():
+        if type(key) is not str or key not in _ANY_KEY:
+            return None
+        if key == "f":
+            if type(value) is not list or len(value) not in (3, 4):
+                return None
+            shape = value[2]
+            if not (_is_scalar(value[0]) and _is_scalar(value[1]) and type(shape) is list):
+                return None
+            if len(shape) > limits.max_ndim or not all(map(_is_scalar, shape)):
+                return None
+            if len(value) == 4 and (value[0] != "jpeg" or type(value[3]) is not int or not 0 <= value[3] <= 3):
+                return None
+        elif not _is_scalar(value):
+            return None
+    return header
 
 
 def _read_map(body: memoryview, limits: Limits) -> dict[str, Any]:

@@ -913,6 +913,37 @@ def test_any_whitelisted_array_round_trips(array: np.ndarray) -> None:
     assert_bit_exact(decode(frame_parts(array), LIMITS).frame, array)
 
 
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False),
+                   st.text(max_size=8), st.binary(max_size=8))
+HEADER_VALUE = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                            max_leaves=12)
+
+
+@settings(deadline=None, max_examples=400)
+@given(st.data())
+def test_fast_header_path_accepts_exactly_what_the_careful_reader_accepts(data: st.DataObject) -> None:
+    """The one-call msgpack path returns a header only when the field-by-field reader
+    returns the same one; whatever it declines, the careful reader judges."""
+    keys = sorted(native._ANY_KEY) + ["zz", "", "kk"]
+    fields = data.draw(st.dictionaries(st.sampled_from(keys), HEADER_VALUE, max_size=10))
+    if data.draw(st.booleans()):
+        fields["f"] = [data.draw(st.sampled_from(["raw", "jpeg", 5])), data.draw(st.sampled_from(["|u1", "<f4", b"x"])),
+                       data.draw(st.lists(SCALAR | st.lists(SCALAR, max_size=2), max_size=6))]
+        if data.draw(st.booleans()):
+            fields["f"].append(data.draw(SCALAR))
+    body = msgpack.packb(fields, use_bin_type=True)
+    if data.draw(st.booleans()):  # a repeated key, or trailing bytes
+        body = data.draw(st.sampled_from([b"\x82\xa1k\x00\xa1k\x01", body + b"\x00"]))
+    view = memoryview(body)
+    fast = native._fast_map(view, LIMITS)
+    try:
+        careful = native._read_map(view, LIMITS)
+    except Exception:  # the careful reader refuses (its callers turn this into bad_header)
+        careful = None
+    if fast is not None:
+        assert careful is not None and fast == careful and list(fast) == list(careful)
+
+
 def test_decoding_is_fast() -> None:
     """2000 decodes of valid 640x480x3 frames, garbage and hostile headers: < 1 ms each."""
     rng = np.random.default_rng(1)
