@@ -391,7 +391,10 @@ class Client:
                 elif item is not None:
                     delivered |= self._on_message(*item, now)
             self._run_commands()
-            self._on_events(self._liveness.tick(now))
+            if deadline is not None and now >= deadline:
+                # (the deadline read before the poll can only be early, never late: a
+                # message, a release or a drop moves deadlines later; tick is exact)
+                self._on_events(self._liveness.tick(now))
             if self._liveness.ended and not self._ended:
                 self._ended = True
                 delivered = True

@@ -58,6 +58,7 @@ class Options:
     max_message_bytes: int = 1 << 20
     max_frame_bytes: int = 64 << 20
     send_hwm: int = 16
+    publish_wait: float = 0.02
     jpeg_compression: Union[bool, str] = False
     jpeg_compression_quality: int = 90
     jpeg_compression_fastdct: bool = True
@@ -93,6 +94,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "max_message_bytes": ("both", "largest message (and header) accepted, in bytes"),
     "max_frame_bytes": ("both", "largest frame accepted, in bytes"),
     "send_hwm": ("server", "frames a PUB/SUB or PAIR server queues before dropping"),
+    "publish_wait": ("server", "PUB/SUB: seconds `send()` may wait for room while a connected hub is behind, then drops the frame (0: drop at once; never waits when no hub is connected)"),
     "jpeg_compression": ("server", "False (raw), True (BGR) or the frames' colorspace: 'BGR', 'RGB', 'GRAY', 'BGRA' ..."),
     "jpeg_compression_quality": ("server", "JPEG quality, 10 to 100"),
     "jpeg_compression_fastdct": ("server", "faster DCT when encoding (and decoding, the header tells the hub)"),
@@ -232,6 +234,7 @@ _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "max_message_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 31),
     "max_frame_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 34),
     "send_hwm": lambda n, v: _int(n, v, minimum=1, maximum=100_000),
+    "publish_wait": lambda n, v: _seconds(n, v, minimum=-1e-9),
     "jpeg_compression": _jpeg_compression,
     "jpeg_compression_quality": lambda n, v: _int(n, v, minimum=10, maximum=100),
     "jpeg_compression_fastdct": _bool,

@@ -109,8 +109,9 @@ class Server:
         REQ/REP: returns once the frame is in flight (``max_inflight`` frames ahead of their
         acknowledgement), or, in ``bidirectional_mode``, with the hub's answer to it.
         Raises ``RequestTimeout`` after ``request_timeout`` x (``max_retries`` + 1) seconds
-        without answers; the object stays usable. PUB/SUB: returns at once (frames are
-        dropped, never queued without bound, while the hub is slow or absent). Do not modify
+        without answers; the object stays usable. PUB/SUB: returns at once while the hub keeps
+        up or is absent; while a connected hub is behind, waits up to ``publish_wait``
+        (20 ms) for room, then drops the frame (never queued without bound). Do not modify
         the array in place after ``send()`` while frames may be in flight (PUB/SUB, PAIR,
         ``max_inflight`` > 1): ZeroMQ may still be reading it.
         """

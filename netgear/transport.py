@@ -60,6 +60,10 @@ _log = logging.getLogger(__name__)
 CONTROL_TOPIC = b"\x00"
 #: how many messages one socket may deliver per poll round before the others get a turn
 _BATCH = 64
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 def topic_frame(topic: str) -> bytes:
@@ -287,9 +291,16 @@ class HubTransport:
         return out, woken
 
     def _drain(self, sock: zmq.Socket, port: int, out: List[Observation]) -> None:
+        # The hot path: plain int flags (pyzmq's enum arithmetic costs microseconds per
+        # call), ``Frame.more`` instead of a getsockopt per part, and EVENTS instead of
+        # an ``Again`` exception to find the end of what is queued.
         for _ in range(_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                frame = sock.recv(_NOBLOCK, copy=False)
+                frames = [frame]
+                while frame.more:
+                    frame = sock.recv(_NOBLOCK, copy=False)
+                    frames.append(frame)
             except zmq.Again:
                 return
             except zmq.ZMQError as exc:  # pragma: no cover - socket torn down under us
@@ -298,8 +309,13 @@ class HubTransport:
             conn = _conn_of(frames[0])
             identity = _identity_of(frames[-1]) if self._identities else None
             # routing id + delimiter (ROUTER), topic frame (SUB): kept to address answers
-            envelope, parts = formats.unwrap(self.pattern, frames)
+            if self.pattern == 1 and len(frames) > 2 and len(frames[1]) == 0:
+                envelope, parts = frames[:2], frames[2:]  # a REQ or DEALER peer: the common case
+            else:
+                envelope, parts = formats.unwrap(self.pattern, frames)
             out.append(Incoming(port, conn, envelope, parts, identity))
+            if not sock.get(_EVENTS) & _POLLIN:
+                return
 
     def _drain_monitor(self, monitor: zmq.Socket, out: List[Observation]) -> None:
         port = self._monitors[monitor]
@@ -329,8 +345,11 @@ class HubTransport:
         sock = self._sockets.get(port)
         if sock is None or self.pattern == 2:
             return False
+        frames = [*envelope, *parts]
         try:
-            sock.send_multipart([*envelope, *parts], zmq.NOBLOCK)
+            for frame in frames[:-1]:
+                sock.send(frame, _NOBLOCK_MORE)
+            sock.send(frames[-1], _NOBLOCK)
             return True
         except zmq.ZMQError:
             return False
@@ -405,10 +424,17 @@ class ServerTransport:
         self._open()
 
     def _open(self) -> None:
-        kind = {0: zmq.PAIR, 1: zmq.DEALER, 2: zmq.PUB}[self.pattern]
+        kind = {0: zmq.PAIR, 1: zmq.DEALER, 2: zmq.XPUB}[self.pattern]
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, self._opts.send_hwm)
+        if kind == zmq.XPUB:
+            # A PUB that refuses (EAGAIN) instead of silently dropping at the high-water
+            # mark, and only for a connected hub (no subscriber, no queue: nothing waits).
+            # send() waits up to publish_wait for room, then drops: a sender looping flat
+            # out is paced by the hub instead of burning the CPU on frames that vanish.
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+            sock.setsockopt(zmq.SNDTIMEO, int(self._opts.publish_wait * 1000))
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
@@ -460,12 +486,25 @@ class ServerTransport:
             # the peer's "n messages read". A socket that only sends processes them lazily
             # (at most once a millisecond, and not at all under load), so without this it
             # counts long-delivered messages against send_hwm and PUB drops sends for nothing.
-            sock.getsockopt(zmq.EVENTS)
+            if sock.get(_EVENTS) & _POLLIN and self.pattern == 2:
+                self._drop_subscriptions(sock)
+        # XPUB (PUB/SUB frames): blocks up to publish_wait (SNDTIMEO) for room; control
+        # messages (heartbeats, goodbye) never wait.
+        flags = _NOBLOCK if (self.pattern != 2 or control) else 0
         try:
-            sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            sock.send_multipart(frames, flags, copy=False)
             return True
         except zmq.Again:
             return False
+
+    @staticmethod
+    def _drop_subscriptions(sock: zmq.Socket) -> None:
+        """An XPUB hears its subscribers' (un)subscriptions; nothing here needs them."""
+        try:
+            while sock.get(_EVENTS) & _POLLIN:
+                sock.recv(_NOBLOCK)
+        except zmq.ZMQError:
+            pass
 
     def recv(self, timeout: float) -> Optional[List[bytes]]:
         """Receive one answer within ``timeout`` seconds (delimiter stripped), else None."""
