@@ -55,6 +55,7 @@ SERVE_EPILOG = """examples:
   netgear serve --address 192.168.1.10 --port 5566 --source 0 --size 640x480
   netgear serve --port 5567 --source clip.mp4 --loop --topic gate
   netgear serve --port 5568 --source captures/ --fps 2 --id shelf-cam
+  netgear serve --address hub --port 5566 --secure 2 --keys ~/.netgear/keys --key-name cam1
 """
 
 RECEIVE_EPILOG = """examples:
@@ -63,6 +64,7 @@ RECEIVE_EPILOG = """examples:
   netgear receive --ports 5566 5567 --snapshot wall.png   no display: look at wall.png
   netgear receive --ports 5566 5567 --record videos/ --stats
   netgear receive --ports 0 0                             kernel-chosen ports, printed first
+  netgear receive --ports 5566 5567 --secure 2 --keys ~/.netgear/keys   allow-listed servers only
 
 The first line printed is "hub on ports [P1, P2, ...]". The hub ends (exit 0) when every
 server is gone, after --frames N frames, or when q is pressed in a window.
@@ -128,6 +130,28 @@ def _quality(text: str) -> int:
     if value > 100:
         raise argparse.ArgumentTypeError(f"JPEG quality is 1..100, got {value}")
     return value
+
+
+_SECURE_MODES = {"0": 0, "none": 0, "1": 1, "stonehouse": 1, "2": 2, "ironhouse": 2}
+_SECURE_NAMES = {0: "none", 1: "stonehouse", 2: "ironhouse"}
+
+
+def _secure(text: str) -> int:
+    try:
+        return _SECURE_MODES[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 (none), 1 (stonehouse) or 2 (ironhouse), got {text!r}") from None
+
+
+def _key_name(text: str) -> str:
+    from .options import parse_options
+
+    try:
+        parse_options({"key_name": text})  # the core's own rule for key names
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+    return text
 
 
 KEYS_EPILOG = """\
@@ -199,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--message", type=_message, default=None, metavar="JSON", help="JSON sent with every frame")
     serve.add_argument("--frames", type=_positive(int), default=None, metavar="N", help="stop after N frames")
     serve.add_argument("--loop", action="store_true", help="start a video file or folder over at its end")
+    _security_arguments(serve, hub=False)
 
     recv = command("receive", "the hub: receive from every server; show, snapshot, record, tabulate",
                    RECEIVE_EPILOG)
@@ -224,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fail (exit 1) after S seconds without a frame")
     recv.add_argument("--grace", type=float, default=30.0, metavar="S",
                       help="seconds a port may wait for its first server (default 30)")
+    _security_arguments(recv, hub=True)
     bench = command("bench", "run the benchmark suite (a source checkout's benchmarks/)", BENCH_EPILOG)
     bench.add_argument("bench_args", nargs="*", help="arguments for benchmarks/bench.py (--full, --only NAME, ...)")
     keys = command("keys", "create and list CURVE key pairs for secure_mode", KEYS_EPILOG)
@@ -236,6 +262,87 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("dir", metavar="DIR", help="keys folder")
     lst.set_defaults(parser=lst)
     return parser
+
+
+def _security_arguments(parser: argparse.ArgumentParser, *, hub: bool) -> None:
+    """``--secure`` and the key flags of ``serve`` (hub=False) and ``receive`` (hub=True)."""
+    group = parser.add_argument_group("security (CURVE keys from `netgear keys generate`)")
+    group.add_argument("--secure", type=_secure, default=0, metavar="{0,1,2}",
+                       help="0 none (default), 1 stonehouse: encrypted, any server key, "
+                       "2 ironhouse: encrypted, allow-listed server keys only; both sides must agree")
+    group.add_argument("--keys", metavar="DIR", default=None,
+                       help="keys folder: " + ("the hub's pair (hub.key_secret) and, for --secure 2, authorized/"
+                                               if hub else "this server's pair and the hub's public key (hub.key)"))
+    group.add_argument("--key-name", type=_key_name, default=None, metavar="NAME",
+                       help=f"name of this {'hub' if hub else 'server'}'s key pair in --keys "
+                       f"(default '{'hub' if hub else 'server'}')")
+    if hub:
+        group.add_argument("--authorized", metavar="DIR", default=None,
+                           help="--secure 2: folder of the allowed servers' NAME.key files (default KEYS/authorized)")
+    else:
+        group.add_argument("--hub-key", type=_key_name, default=None, metavar="NAME",
+                           help="name of the hub's public key file NAME.key in --keys (default 'hub')")
+
+
+#: the core's option -> the flag that sets it (its errors are reported against the flag)
+_SECURITY_FLAGS = {"secure_mode": "--secure", "custom_cert_location": "--keys", "key_name": "--key-name",
+                   "hub_key": "--hub-key", "authorized_keys": "--authorized"}
+
+
+def _security_options(args: argparse.Namespace, *, hub: bool) -> Dict[str, Any]:
+    """The core's security options from the flags; a usage error naming the flag if they cannot work."""
+    from . import keys
+
+    flags = {"--keys": args.keys, "--key-name": args.key_name,
+             "--authorized": getattr(args, "authorized", None), "--hub-key": getattr(args, "hub_key", None)}
+    given = [flag for flag, value in flags.items() if value is not None]
+    mode = args.secure
+    if mode == 0:
+        if given:
+            raise _Usage(f"{given[0]} needs --secure {'2' if given[0] == '--authorized' else '1 or 2'}")
+        return {}
+    if args.keys is None:
+        raise _Usage(f"--keys DIR is required with --secure {mode} (create the keys with `netgear keys generate`)")
+    if flags["--authorized"] is not None and mode != 2:
+        raise _Usage("--authorized is the Ironhouse allow-list: it needs --secure 2")
+    folder = Path(args.keys).expanduser()
+    if not folder.is_dir():
+        raise _Usage(f"--keys: {folder} is not a folder")
+    own = args.key_name or ("hub" if hub else "server")
+    if not (folder / (own + keys.SECRET)).is_file():
+        flag = "--key-name" if args.key_name else "--keys"
+        raise _Usage(f"{flag}: no key pair {own!r} in {folder} "
+                     f"(create it there with `netgear keys generate {folder} --name {own}`)")
+    if not hub:
+        hub_key = args.hub_key or "hub"
+        if not (folder / (hub_key + keys.PUBLIC)).is_file():
+            flag = "--hub-key" if args.hub_key else "--keys"
+            raise _Usage(f"{flag}: no hub public key {folder / (hub_key + keys.PUBLIC)} (copy the hub's "
+                         f"{hub_key}.key there)")
+    elif mode == 2:
+        allowed = Path(args.authorized).expanduser() if args.authorized else folder / "authorized"
+        if not allowed.is_dir():
+            flag = "--authorized" if args.authorized else "--keys"
+            raise _Usage(f"{flag}: no allow-list folder {allowed} (copy the allowed servers' NAME.key files there)")
+    options: Dict[str, Any] = {"secure_mode": mode, "custom_cert_location": str(folder)}
+    if args.key_name:
+        options["key_name"] = args.key_name
+    if flags["--hub-key"]:
+        options["hub_key"] = args.hub_key
+    if flags["--authorized"]:
+        options["authorized_keys"] = str(Path(args.authorized).expanduser())
+    return options
+
+
+def _open_gear(**kwargs: Any) -> NetGear:
+    """``NetGear(**kwargs)``; a refused security option is a usage error naming its flag."""
+    try:
+        return NetGear(**kwargs)
+    except ConfigError as exc:
+        flag = _SECURITY_FLAGS.get(exc.option)
+        if flag is None:
+            raise
+        raise _Usage(f"{flag}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 # -- the hub's side: show, snapshot, record, tabulate ------------------------------------
@@ -408,9 +515,10 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
         options["filter"] = args.filter
     if args.montage and args.windows:
         raise _Usage("choose one of --montage and --windows")
+    options.update(_security_options(args, hub=True))
     if args.snapshot:
         _check_image_path(Path(args.snapshot))  # before binding anything
-    with NetGear(
+    with _open_gear(
         address=args.address, port=args.ports, pattern=_PATTERNS[args.pattern], receive_mode=True, **options
     ) as hub:
         view = HubView(
@@ -431,6 +539,10 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
         how = "interrupted"
         try:
             print(f"hub on ports {hub.ports}", file=out, flush=True)  # after setup: Ctrl+C is handled from here
+            if args.secure and not args.quiet:
+                allowed = hub.reload_keys()
+                who = f"{allowed} server key{'s' * (allowed != 1)} allowed" if args.secure == 2 else "any server key"
+                print(f"secure mode {args.secure} ({_SECURE_NAMES[args.secure]}): {who}", file=out, flush=True)
             how = _receive_loop(hub, view, frames=args.frames, timeout=args.timeout)
         finally:
             view.close(how)
@@ -445,10 +557,11 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         options["server_id"] = args.server_id
     if args.jpeg_quality is not None:
         options.update(jpeg_compression=True, jpeg_compression_quality=args.jpeg_quality)
+    options.update(_security_options(args, hub=False))
     source = open_source(args.source, size=args.size, fps=args.fps, frames=args.frames, loop=args.loop,
                          seed=args.port)
     try:
-        server = NetGear(address=args.address, port=args.port, pattern=_PATTERNS[args.pattern], **options)
+        server = _open_gear(address=args.address, port=args.port, pattern=_PATTERNS[args.pattern], **options)
     except ConfigError as exc:
         if args.jpeg_quality is not None and exc.option.startswith("jpeg"):
             raise _Usage(f"--jpeg-quality: {exc}") from None
@@ -457,7 +570,9 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if isinstance(source, Synthetic):
             source.label = server.server_id
-        print(f"serving {args.source} to {args.address}:{args.port} as {server.server_id}", file=out, flush=True)
+        secured = f", secure mode {args.secure} with key {args.key_name or 'server'}" if args.secure else ""
+        print(f"serving {args.source} to {args.address}:{args.port} as {server.server_id}{secured}", file=out,
+              flush=True)
         start = next_progress = time.monotonic()
         for frame in source:
             server.send(frame, message=args.message)
