@@ -4,7 +4,7 @@
 hands the frame to ZeroMQ without a copy. REQ/REP keeps up to ``max_inflight`` frames in
 flight, acknowledged in order, so throughput does not collapse when the round trip grows;
 without answers it retries on a fresh socket and then raises
-:class:`~netgear.errors.RequestTimeout`. PUB/SUB never blocks. A small heartbeat thread
+:class:`~netgear.errors.RequestTimeout`. PUB/SUB waits at most ``publish_wait`` for room, then drops. A small heartbeat thread
 speaks up when the caller is quiet, so an idle server is still seen as alive, and
 ``close()`` says goodbye so the hub reports the server closed at once.
 """

@@ -471,8 +471,9 @@ class ServerTransport:
     def send(self, parts: Sequence[Any], *, control: bool = False, timeout: Optional[float] = None) -> bool:
         """Send ``[header, *payload]``. Returns False when it could not go out in time.
 
-        PUB never blocks (ZeroMQ drops at the high-water mark); DEALER and PAIR wait up to
-        ``timeout`` seconds for room (``None``/0: do not wait).
+        PUB/SUB frames wait up to ``publish_wait`` (the XPUB's SNDTIMEO) while a connected
+        hub is behind; control messages never wait. DEALER and PAIR wait up to ``timeout``
+        seconds for room (``None``/0: do not wait).
         """
         sock = self._sock
         assert sock is not None
