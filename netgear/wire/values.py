@@ -323,8 +323,8 @@ def _rebuild_array(payload: bytes, max_bytes: int) -> np.ndarray:
     dtype = _dtype_of(name)
     if type(shape) is not list or len(shape) > MAX_ARRAY_NDIM:
         raise _bad("array shape must be a list of at most 8 ints")
-    if not all(type(dim) is int and dim >= 0 for dim in shape):
-        raise _bad(f"bad array shape {shape!r}")
+    if not all(type(dim) is int and 0 <= dim <= max_bytes for dim in shape):
+        raise _bad(f"bad array shape {shape!r:.80}")
     if type(raw) is not bytes or math.prod(shape) * dtype.itemsize != len(raw):
         raise _bad(f"array data does not match shape {shape!r} and dtype {name}")
     array = np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)

@@ -305,6 +305,23 @@ def test_too_deep_nesting_raises_value_error() -> None:
         pack_value(value)
 
 
+def test_received_messages_nested_deeper_than_the_limit_are_refused() -> None:
+    """msgpack itself accepts ~1000 levels; the receiving side enforces MAX_NESTING too."""
+    ok = msgpack.packb(_nested(MAX_NESTING - 1))
+    assert unpack_value(ok, max_bytes=1 << 20) == _nested(MAX_NESTING - 1)
+    for depth in (MAX_NESTING + 1, 1000):
+        with pytest.raises(ProtocolError) as err:
+            unpack_value(msgpack.packb(_nested(depth)), max_bytes=1 << 20)
+        assert err.value.reason == "bad_message"
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_self_referencing_list_raises_value_error() -> None:
     value: list = []
     value.append(value)

@@ -739,6 +739,12 @@ CASES: dict[str, tuple[str, list[Any], Limits, Callable[..., Any]]] = {
         LIMITS,
         decode,
     ),
+    "empty frame declaring 0 x 2**63-1": (
+        "bad_shape",
+        [H(FH(f=["raw", "|u1", [0, 2**63 - 1]])), b""],
+        LIMITS,
+        decode,
+    ),
     "size too small": ("size_mismatch", [H(FH()), b"\x00" * 3], LIMITS, decode),
     "size too big": ("size_mismatch", [H(FH()), b"\x00" * 5], LIMITS, decode),
     "itemsize ignored": (
@@ -753,8 +759,8 @@ CASES: dict[str, tuple[str, list[Any], Limits, Callable[..., Any]]] = {
         LIMITS,
         decode,
     ),
-    "huge declared shape": (
-        "size_mismatch",
+    "huge declared shape": (  # each dimension is bounded by max_frame_bytes
+        "bad_shape",
         [H(FH(f=["raw", "<f8", [2**40, 2**40]])), PAYLOAD],
         LIMITS,
         decode,
