@@ -435,6 +435,9 @@ class ServerTransport:
             # out is paced by the hub instead of burning the CPU on frames that vanish.
             sock.setsockopt(zmq.XPUB_NODROP, 1)
             sock.setsockopt(zmq.SNDTIMEO, int(self._opts.publish_wait * 1000))
+            # And queue only for a live connection: while the hub is unreachable nothing
+            # piles up to be replayed, stale, when the network heals.
+            sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
