@@ -158,3 +158,54 @@ def idle_hub(port: int, pattern: int, *, stop: Any, results: Any, alive: int = 1
             time.sleep(0.01)
         results.put(("alive", port, len(gear.snapshot().alive()), os.getpid()))
         stop.wait(60)
+
+
+def stream_reporting(port: int, pattern: int, *, stop: Any, results: Any, fps: float = 30.0, salt: int = 0,
+                     options=None) -> None:
+    """Like ``stream``, but reports every ``send()`` on ``results``:
+    ``("send", port, began, ended, error, pid)`` with monotonic times and ``error`` the
+    exception's ``module.qualname`` (None when the send went through). A late send does not
+    make the loop catch up with a burst: a camera skips the frames it missed."""
+    from netgear import NetGear
+
+    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True, **(options or {})) as gear:
+        i = 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            frame = make_frame(i, (24, 32, 3), "uint8", salt)
+            began = time.monotonic()
+            error = None
+            try:
+                gear.send(frame, message={"i": i})
+            except Exception as exc:
+                error = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            results.put(("send", port, began, time.monotonic(), error, os.getpid()))
+            i += 1
+            next_at = max(next_at + 1.0 / fps, time.monotonic())
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def hub_process(ports, pattern: int, *, go: Any, stop: Any, results: Any, options=None) -> None:
+    """A hub in its own process on fixed ``ports``, for tests that kill and restart it.
+
+    Imports first, then waits for ``go`` (so starting an interpreter is not part of a
+    restart), binds, reports ``("listening", None, monotonic, pid)``, consumes until ``stop``
+    and reports ``("first", port, monotonic, pid)`` at each port's first frame. Monotonic
+    times compare across processes on one Linux host (CLOCK_MONOTONIC)."""
+    from netgear import NetGear, RecvTimeout
+
+    go.wait(60)
+    with NetGear(address="127.0.0.1", port=list(ports), pattern=pattern, receive_mode=True, multiserver_mode=True,
+                 **(options or {})) as hub:
+        results.put(("listening", None, time.monotonic(), os.getpid()))
+        seen = set()
+        while not stop.is_set():
+            try:
+                packet = hub.recv_packet(timeout=0.05)
+            except RecvTimeout:
+                continue
+            if packet is None:
+                break
+            if packet.port not in seen:
+                seen.add(packet.port)
+                results.put(("first", packet.port, time.monotonic(), os.getpid()))
