@@ -198,11 +198,11 @@ def raw_frame(dtype_name: Any, shape: Any, payload: memoryview, limits: Limits) 
         raise ProtocolError("bad_dtype", f"dtype {dtype_name[:32]!r} is not supported")
     if type(shape) is not list or len(shape) > limits.max_ndim:
         raise ProtocolError("bad_shape", f"shape is not a list of at most {limits.max_ndim} ints")
+    if payload.nbytes > limits.max_frame_bytes:
+        raise ProtocolError("oversize", f"frame is {payload.nbytes} bytes, limit {limits.max_frame_bytes}")
     # (each dimension bounded too: an empty frame must not declare 0 x 2**63 pixels)
     if not all(type(dim) is int and 0 <= dim <= limits.max_frame_bytes for dim in shape):
         raise ProtocolError("bad_shape", f"shape {shape!r:.80} is not a list of ints in 0..max_frame_bytes")
-    if payload.nbytes > limits.max_frame_bytes:
-        raise ProtocolError("oversize", f"frame is {payload.nbytes} bytes, limit {limits.max_frame_bytes}")
     if math.prod(shape) * dtype.itemsize != payload.nbytes:
         raise ProtocolError("size_mismatch", f"{payload.nbytes} bytes for shape {shape} of {dtype_name}")
     return frame_array(payload, dtype, shape)

@@ -168,10 +168,11 @@ def garbage_kinds(topic: str, pattern: int):
         ("bad_shape", lambda r: [frame_header(r, shape=(2.0, 8)), bytes(16)]),
         ("bad_shape", lambda r: [frame_header(r, shape=("4", 4)), bytes(16)]),
         ("bad_shape", lambda r: [frame_header(r, shape=([[[[4]]]], 4)), bytes(16)]),
-        # size_mismatch: the payload does not match the shape (huge shapes too)
+        ("bad_shape", lambda r: [frame_header(r, shape=(1 << 62, 1 << 62)), bytes(16)]),  # dims over the limit
+        ("bad_shape", lambda r: [frame_header(r, shape=(0, (1 << 63) - 1)), b""]),  # empty, absurd
+        # size_mismatch: the payload does not match the shape
         ("size_mismatch", lambda r: [frame_header(r, shape=(4, 4)), bytes(int(r.choice([*range(0, 16), *range(17, 64)])))]),
         ("size_mismatch", lambda r: [frame_header(r, dtype="<u2", shape=(4, 4)), bytes(16)]),
-        ("size_mismatch", lambda r: [frame_header(r, shape=(1 << 62, 1 << 62)), bytes(16)]),
         # bad_payload: a bool frame holding bytes other than 0/1
         ("bad_payload", lambda r: [frame_header(r, dtype="|b1", shape=(8,)),
                                    bytes([0, 1, 0, 1, 0, 1, 0, int(r.integers(2, 256))])]),
