@@ -15,7 +15,6 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field

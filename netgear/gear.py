@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging as _logging
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 

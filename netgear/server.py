@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import warnings
-from typing import Any, Callable, Deque, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional, Sequence, Set
 
 import numpy as np
 
@@ -78,6 +78,7 @@ class Server:
         one_at_a_time = opts.bidirectional_mode or not self._speaker.sequenced
         self._window = 1 if one_at_a_time else opts.max_inflight
         self._inflight: Deque[_InFlight] = collections.deque()
+        self._stale: Set[int] = set()  # frames of this send() dropped as too late to send
         self._acked_any = False
         self._transport = ServerTransport(settings.pattern, self.endpoint, opts, self.topic, fmt)
         self._lock = threading.Lock()
@@ -188,6 +189,10 @@ class Server:
 
     def _request(self, parts: List[Any], seq: int) -> Any:
         """Put the frame in flight; wait while the window is full (or for its answer)."""
+        self._stale.clear()
+        if self._transport.dropped() and self._inflight:
+            for item in self._inflight:  # their connection dropped: they go out again
+                item.sent = False
         self._inflight.append(_InFlight(seq, parts))
         self._push(time.monotonic())  # no wait: a missing hub is the retry loop's business
         reply = None
@@ -198,6 +203,11 @@ class Server:
             if not self._blocked():
                 break
         self._last_sent = time.monotonic()
+        if seq in self._stale and self._opts.bidirectional_mode:
+            raise RequestTimeout(
+                f"frame {seq} could reach the hub at {self.endpoint.url()} only after more than "
+                f"{self._opts.request_timeout:g}s (request_timeout): dropped, not sent late; no answer"
+            )
         return reply
 
     def _blocked(self) -> bool:
@@ -205,16 +215,40 @@ class Server:
         return len(self._inflight) >= self._window or any(not item.sent for item in self._inflight)
 
     def _push(self, deadline: float) -> bool:
-        """Send the frames in flight that are not out yet, waiting for room until ``deadline``."""
-        for item in self._inflight:
-            if item.sent:
-                continue
-            while not self._transport.send(item.parts, timeout=min(_SLICE, max(0.0, deadline - time.monotonic()))):
-                self._check_closing("room to send")
-                if time.monotonic() >= deadline:
-                    return False
-            item.sent = True
-        return True
+        """Send the frames in flight that are not out yet, waiting for room until ``deadline``.
+
+        A frame that finds room only more than ``request_timeout`` after it was first
+        sent (the hub came back after a partition or a restart) is dropped rather than
+        sent late: after an outage the hub gets fresh frames, not a replayed backlog.
+        Its number shows as a gap at the hub (``lost``)."""
+        stale: List[int] = []
+        try:
+            for item in list(self._inflight):
+                if item.sent:
+                    continue
+                while True:
+                    if self._transport.writable(min(_SLICE, max(0.0, deadline - time.monotonic()))):
+                        if time.monotonic() - item.created > self._opts.request_timeout:
+                            self._inflight.remove(item)
+                            stale.append(item.seq)
+                            break
+                        if self._transport.send(item.parts):
+                            item.sent = True
+                            break
+                    self._check_closing("room to send")
+                    if time.monotonic() >= deadline:
+                        return False
+            return True
+        finally:
+            if stale:
+                self._log.warning(
+                    "dropped frames %s: the hub at %s could take them only after more than %.3gs "
+                    "(request_timeout); fresh frames follow",
+                    stale,
+                    self.endpoint.url(),
+                    self._opts.request_timeout,
+                )
+                self._stale.update(stale)
 
     def _answers(self, block: bool) -> List[Any]:
         """Answers that arrived; with ``block``, wait for the oldest frame's, retrying on a
@@ -233,6 +267,16 @@ class Server:
                     if ack is not None:
                         self._acked_any = True
                         return [ack]
+                    if self._transport.dropped():
+                        # the connection these frames went out on dropped, and they with it:
+                        # send them again once the socket has reconnected (the hub answers a
+                        # frame it already has without delivering it twice)
+                        for item in self._inflight:
+                            item.sent = False
+                        if not self._push(deadline):
+                            break
+                        if not self._blocked():  # (stale frames dropped: room again)
+                            return self._answers(block=False)
             self._log.warning(
                 "no answer from the hub at %s within %.3gs (attempt %d/%d)%s",
                 self.endpoint.url(),
@@ -368,9 +412,10 @@ class Server:
 class _InFlight:
     """A REQ/REP frame sent (or to send) and not yet acknowledged."""
 
-    __slots__ = ("seq", "parts", "sent")
+    __slots__ = ("seq", "parts", "sent", "created")
 
     def __init__(self, seq: int, parts: List[Any]) -> None:
         self.seq = seq
         self.parts = parts
         self.sent = False
+        self.created = time.monotonic()

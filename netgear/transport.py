@@ -233,7 +233,12 @@ class HubTransport:
         kind = {0: zmq.PAIR, 1: zmq.ROUTER, 2: zmq.SUB}[self.pattern]
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, max(16, opts.queue_size * 2))
+        # Far above what the hub holds back: its I/O thread drains each socket into the
+        # per-server queues (where the delivery policy bounds them), so ZeroMQ's queue only
+        # fills when that thread is starved. Kept large on purpose: libzmq 4.3.5 aborts the
+        # process ("Assertion failed: !_io_error", stream_engine_base.cpp) when a peer's
+        # connection fails while its full queue is stopped and the queue is read later.
+        sock.setsockopt(zmq.RCVHWM, max(1000, opts.queue_size * 2))
         # Frames up to twice the limit reach the codec and are counted as "oversize";
         # anything larger makes ZeroMQ drop the connection before buffering it.
         sock.setsockopt(zmq.MAXMSGSIZE, 2 * max(opts.max_frame_bytes, opts.max_message_bytes + 65536))
@@ -420,6 +425,8 @@ class ServerTransport:
         self._ctx = zmq.Context(io_threads=1)
         self._topic = topic_frame(topic)
         self._sock: Optional[zmq.Socket] = None
+        self._monitor: Optional[zmq.Socket] = None
+        self._was_dropped = False
         self._closed = False
         self._open()
 
@@ -439,7 +446,8 @@ class ServerTransport:
             # piles up to be replayed, stale, when the network heals.
             sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        # back-off capped at half a second: frames resume within a second of a network healing
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
         sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
         _heartbeats(sock, self._opts)
         if self._curve is not None:
@@ -464,9 +472,40 @@ class ServerTransport:
             sock.close(0)
             raise TransportError(f"cannot {verb} {self.endpoint.url()}: {exc.strerror}") from exc
         self._sock = sock
+        if kind == zmq.DEALER and formats.sequenced(self._fmt):
+            # tells the server that the connection its frames in flight went out on dropped
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+
+    def dropped(self) -> bool:
+        """True if the connection to the hub dropped since the last call (REQ/REP)."""
+        self._drain_monitor()
+        seen, self._was_dropped = self._was_dropped, False
+        return seen
+
+    def _drain_monitor(self) -> None:
+        # Read on every send too: libzmq's I/O thread blocks on a full monitor queue, so
+        # months of flaky Wi-Fi without a wait for answers must not fill it.
+        monitor = self._monitor
+        while monitor is not None and monitor.get(_EVENTS) & _POLLIN:
+            try:
+                monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:  # pragma: no cover
+                break
+            self._was_dropped = True
+
+    def _close_monitor(self) -> None:
+        # stopped before its reading end closes (see HubTransport.close)
+        if self._monitor is not None and self._sock is not None:
+            try:
+                self._sock.disable_monitor()
+            except zmq.ZMQError:  # pragma: no cover
+                pass
+            self._monitor.close(0)
+        self._monitor = None
 
     def reset(self) -> None:
         """Drop the socket (and anything queued on it) and connect a fresh one."""
+        self._close_monitor()
         if self._sock is not None:
             self._sock.close(0)
         self._open()
@@ -482,6 +521,7 @@ class ServerTransport:
         assert sock is not None
         topic = CONTROL_TOPIC if control else self._topic
         frames = formats.wrap(self._fmt, self.pattern, parts, topic=topic)
+        self._drain_monitor()
         if timeout:
             if not sock.poll(int(timeout * 1000), zmq.POLLOUT):
                 return False
@@ -510,6 +550,13 @@ class ServerTransport:
         except zmq.ZMQError:
             pass
 
+    def writable(self, timeout: float) -> bool:
+        """Whether a message would go out now (DEALER: a hub is connected), waiting up to
+        ``timeout`` seconds."""
+        sock = self._sock
+        assert sock is not None
+        return bool(sock.poll(max(0, int(timeout * 1000)), zmq.POLLOUT))
+
     def recv(self, timeout: float) -> Optional[List[bytes]]:
         """Receive one answer within ``timeout`` seconds (delimiter stripped), else None."""
         sock = self._sock
@@ -532,6 +579,7 @@ class ServerTransport:
         if self._closed:
             return
         self._closed = True
+        self._close_monitor()
         if self._sock is not None:
             self._sock.close(int(linger * 1000))
         self._ctx.term()

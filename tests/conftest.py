@@ -16,6 +16,24 @@ __all__ = ["wait_until"]
 
 
 @pytest.fixture
+def keydir(tmp_path):
+    """A CURVE key folder: a hub, trusted servers cam1 and cam2 (on the allow-list in
+    ``authorized/``), and a rogue key that is not on it."""
+    import shutil
+
+    from netgear import keys
+
+    root = tmp_path / "keys"
+    for name in ("hub", "cam1", "cam2", "rogue"):
+        keys.generate(root, name)
+    allowed = root / "authorized"
+    allowed.mkdir()
+    for name in ("cam1", "cam2"):
+        shutil.copy(root / f"{name}.key", allowed / f"{name}.key")
+    return root
+
+
+@pytest.fixture
 def gears():
     """An ExitStack for the NetGear objects (and sockets) a test opens; closed at teardown."""
     with contextlib.ExitStack() as stack:

@@ -109,6 +109,27 @@ class History:
             assert rest.count("left") == cycles and rest.count("returned") == cycles, f"port {port}: events {kinds}"
 
 
+class Reports:
+    """What the processes put on their queue, by kind and name (an "error" report fails)."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+        self.items: dict = {}
+
+    def wait(self, kind: str, name: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while (kind, name) not in self.items:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {kind!r} report from {name} within {timeout}s"
+            try:
+                item = self.queue.get(timeout=min(remaining, 0.5))
+            except Exception:
+                continue
+            assert item[0] != "error", f"process failed: {item}"
+            self.items[item[:2]] = item[2:]
+        return self.items[(kind, name)]
+
+
 # ---------------------------------------------------------------------- process state
 
 

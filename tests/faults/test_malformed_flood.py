@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 from helpers import wait_alive
-from history import History
+from history import History, Reports
 from procs import CTX, make_frame, start
 
 pytestmark = pytest.mark.timeout(60)
@@ -276,27 +276,6 @@ def counted_stream(port: int, pattern: int, *, name: str, go, stop, results, fps
             if delay > 0:
                 stop.wait(delay)
     results.put(("sent", name, sent, errors))
-
-
-class Reports:
-    """What the processes put on their queue, by kind and name."""
-
-    def __init__(self, queue) -> None:
-        self.queue = queue
-        self.items = {}
-
-    def wait(self, kind: str, name: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while (kind, name) not in self.items:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {kind!r} report from {name} within {timeout}s"
-            try:
-                item = self.queue.get(timeout=min(remaining, 0.5))
-            except Exception:
-                continue
-            assert item[0] != "error", f"process failed: {item}"
-            self.items[item[:2]] = item[2:]
-        return self.items[(kind, name)]
 
 
 # ----------------------------------------------------------------------------- the test

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -36,8 +35,7 @@ import numpy as np
 import pytest
 
 from helpers import open_hub, wait_until
-from history import History
-from netgear import keys
+from history import History, Reports
 from procs import CTX, make_frame, start
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,19 +46,6 @@ SHAPE = (24, 32, 3)
 MIN_DELIVERED = 0.99
 MIN_TRIES = 10
 TRUSTED = ("cam1", "cam2")
-
-
-@pytest.fixture
-def keydir(tmp_path: Path) -> Path:
-    """A hub, trusted servers cam1 and cam2 (on the allow-list), and a rogue key (not on it)."""
-    root = tmp_path / "keys"
-    for name in ("hub", "cam1", "cam2", "rogue"):
-        keys.generate(root, name)
-    allowed = root / "authorized"
-    allowed.mkdir()
-    for name in TRUSTED:
-        shutil.copy(root / f"{name}.key", allowed / f"{name}.key")
-    return root
 
 
 def secure(keydir: Path, name: str) -> dict:
@@ -139,26 +124,6 @@ def handshakes(ports, *, go, stop, results, seed: int) -> None:
                 tries[f"{kind}@{port}"] += 1
         stop.wait(0.01)  # load shaping only
     results.put(("handshakes", "raw", dict(tries), os.getpid()))
-
-
-class Reports:
-    """What the processes put on their queue, by kind and name."""
-
-    def __init__(self, queue) -> None:
-        self.queue = queue
-        self.items = {}
-
-    def wait(self, kind: str, name: str, timeout: float = 30.0):
-        deadline = time.monotonic() + timeout
-        while (kind, name) not in self.items:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {kind!r} report from {name} within {timeout}s"
-            try:
-                item = self.queue.get(timeout=min(remaining, 0.5))
-            except Exception:
-                continue
-            self.items[item[:2]] = item[2:]
-        return self.items[(kind, name)]
 
 
 # ----------------------------------------------------------------------------- the test
