@@ -1,13 +1,17 @@
 """The receiving side (the hub).
 
-One I/O thread owns every socket. It recognises each message's wire format (netgear's own,
-vidgear's, imagezmq's), validates it (outside the lock), then, under one condition lock,
-feeds the liveness machine, files the packet in its server's queue, answers REQ/REP
-requests and wakes consumers. JPEG frames go to a small pool of decoder threads (one per
-server at a time, so each server's order is kept, several servers in parallel; the codec
-releases the GIL). Consumers (``recv_packet``) only ever wait on the condition, so a
-waiting hub costs no CPU. Malformed messages are dropped and counted per port; nothing a
-peer sends can stop the loop.
+The sockets are polled by one thread at a time: a consumer waiting in ``recv_packet`` with
+nothing to take polls them itself (leader/follower: the packet it files is the packet it
+returns, with no hand-over between threads), and the hub's I/O thread takes them back when
+no consumer has polled for ``_HANDBACK`` seconds, so answers, heartbeats and liveness never
+wait for a busy consumer for long. Whoever polls recognises each message's wire format
+(netgear's own, vidgear's, imagezmq's), validates it (outside the lock), then, under one
+condition lock, feeds the liveness machine, files the packet in its server's queue, answers
+REQ/REP requests and wakes other consumers. JPEG frames go to a small pool of decoder
+threads (one per server at a time, so each server's order is kept, several servers in
+parallel; the codec releases the GIL). A waiting hub costs no CPU: pollers block in the
+poll, other threads on conditions. Malformed messages are dropped and counted per port;
+nothing a peer sends can stop the loop.
 
 Copies on the receive path: a raw frame is a numpy view over the buffer ZeroMQ received
 into (no copy); a JPEG frame is decoded straight into its output array (no copy besides the
@@ -44,6 +48,11 @@ _log = logging.getLogger(__name__)
 Key = Tuple[int, str]
 #: longest the I/O loop sleeps without looking at the clock
 _MAX_SLEEP = 1.0
+#: how long the sockets may go unattended after a consumer stopped polling them before the
+#: I/O thread takes them back (a consumer that returns sooner keeps them: no hand-over)
+_HANDBACK = 0.01
+#: how often the parked I/O thread looks whether a polling consumer is still there
+_PARKED = 0.1
 
 
 @dataclass
@@ -190,6 +199,14 @@ class Client:
         )
         self._ended = False
         self._closed = False
+        # Whoever holds _io may touch the sockets. A consumer with nothing to take polls
+        # them itself (one thread hop less per frame: the packet it files is the packet it
+        # returns); the I/O thread polls whenever no consumer has for _HANDBACK seconds.
+        self._io = threading.Lock()
+        self._wanted = 0  # consumers asking for the sockets (under _cond)
+        self._polling = False  # a consumer holds _io (decoders must wake it, not notify)
+        self._left_at = 0.0  # when the last polling consumer let go of the sockets
+        self._parked = threading.Condition(threading.Lock())
         name = f"netgear-hub-{self.ports[0]}"
         threads = opts.decode_threads or max(1, min(4, os.cpu_count() or 1))
         self._decoders: Optional[_Decoders] = None
@@ -216,7 +233,8 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._answer_previous(answer)
-            while True:
+        while True:
+            with self._cond:
                 packet = self._pop()
                 if packet is not None:
                     return packet
@@ -225,7 +243,57 @@ class Client:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise RecvTimeout(f"no frame within {timeout:g}s on ports {self.ports}")
-                self._cond.wait(remaining)
+                self._wanted += 1
+            try:
+                held = self._take_sockets(remaining)
+            finally:
+                with self._cond:
+                    self._wanted -= 1
+            if not held:  # another consumer polls: wait for what it files
+                with self._cond:
+                    if self._pop_ready() or self._closed:
+                        continue
+                    self._cond.wait(_HANDBACK if remaining is None else min(remaining, _HANDBACK))
+                continue
+            try:
+                self._polling = True
+                packet = self._poll_for_packet(deadline, timeout)
+            finally:
+                self._polling = False
+                self._left_at = time.monotonic()
+                self._io.release()
+            if packet is not None or self._closed or self._ended:
+                return packet
+
+    def _take_sockets(self, remaining: Optional[float]) -> bool:
+        """Hold ``_io``: at once if nobody polls, else after waking whoever does."""
+        if self._io.acquire(blocking=False):
+            return True
+        self._transport.wake()  # the I/O thread is in its poll: it lets go and parks
+        return self._io.acquire(timeout=_HANDBACK if remaining is None else max(0.0, min(remaining, _HANDBACK)))
+
+    def _pop_ready(self) -> bool:
+        return bool(self._ready)
+
+    def _poll_for_packet(self, deadline: Optional[float], timeout: Optional[float]) -> Optional[Packet]:
+        """Poll the sockets in this (consumer) thread until a packet is filed for it."""
+        while True:
+            with self._cond:
+                packet = self._pop()
+                if packet is not None:
+                    return packet
+                if self._closed or (self._ended and not self._decoding()):
+                    return None
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise RecvTimeout(f"no frame within {timeout:g}s on ports {self.ports}")
+            try:
+                self._step(remaining)
+            except ClosedError:
+                return None
+            except Exception:  # never let one bad iteration break recv()
+                self._log.exception("unexpected error while receiving (continuing)")
+                time.sleep(0.01)
 
     def __iter__(self) -> Iterator[Packet]:
         while True:
@@ -339,12 +407,18 @@ class Client:
             self._closed = True
             self._cond.notify_all()
         self._transport.wake()
+        with self._parked:
+            self._parked.notify_all()
         if self._decoders is not None:
             self._decoders.close(0.4)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=0.5)
-        if not self._thread.is_alive():
-            self._transport.close()
+        # a consumer polling the sockets was woken above and lets go of them at once
+        if not self._thread.is_alive() and self._io.acquire(timeout=0.3):
+            try:
+                self._transport.close()
+            finally:
+                self._io.release()
         self._log.debug("hub on ports %s closed", self.ports)
 
     def __del__(self) -> None:
@@ -366,18 +440,33 @@ class Client:
 
     def _run(self) -> None:
         while not self._closed:
+            if self._wanted or self._polling or time.monotonic() - self._left_at < _HANDBACK:
+                # a consumer polls, wants to, or just did and will likely be back: park
+                wait = _PARKED if (self._wanted or self._polling) else _HANDBACK
+                with self._parked:
+                    self._parked.wait(wait)
+                continue
+            if not self._io.acquire(timeout=_HANDBACK):
+                continue
             try:
+                if self._wanted:
+                    continue
                 self._step()
             except ClosedError:
                 break
             except Exception:  # never let one bad iteration end the hub
                 self._log.exception("unexpected error in the hub's I/O loop (continuing)")
                 time.sleep(0.01)
+            finally:
+                self._io.release()
 
-    def _step(self) -> None:
+    def _step(self, limit: Optional[float] = None) -> None:
+        """One round: poll (at most ``limit`` seconds), decode, file, answer, tick."""
         with self._cond:
             deadline = self._liveness.next_deadline()
         timeout = _MAX_SLEEP if deadline is None else min(_MAX_SLEEP, max(0.0, deadline - time.monotonic()))
+        if limit is not None:
+            timeout = max(0.0, min(timeout, limit))
         observations, _ = self._transport.poll(timeout)
         if self._closed:
             raise ClosedError("closing")
@@ -517,6 +606,8 @@ class Client:
             if book.pending and not self._bidirectional and self._has_room(book):
                 self._command("release", job.key, 0, NO_MESSAGE)
             self._cond.notify_all()
+        if self._polling:
+            self._transport.wake()  # the consumer waits in the poll, not on the condition
 
     def _file(self, key: Key, book: _Book, packet: Packet) -> None:
         if self._latest and book.queue:

@@ -10,6 +10,8 @@ import contextlib
 import math
 import queue
 import socket
+import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -60,6 +62,25 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.01)
+
+
+def blocked_in(thread: threading.Thread, function: Optional[str], module: Any) -> bool:
+    """True while ``thread`` is inside ``module.function`` (any function of ``module`` when
+    ``function`` is None), looked up in the thread's live stack."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_filename == module.__file__ and function in (None, frame.f_code.co_name):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def blocked_in_recv(thread: threading.Thread) -> bool:
+    """True once ``thread`` waits in a hub's recv(): on the hub's condition, or in the poll
+    of its sockets (a consumer with nothing to take polls them itself)."""
+    import netgear.transport
+
+    return blocked_in(thread, "wait", threading) or blocked_in(thread, "poll", netgear.transport)
 
 
 def free_ports(count: int) -> List[int]:

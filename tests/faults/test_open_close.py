@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import threading
 import time
 
 import pytest
 
-from helpers import LOCAL, free_ports, wait_until
+from helpers import LOCAL, blocked_in_recv, free_ports, wait_until
 from history import open_fds, rss_bytes, settle
 from netgear import NetGear
 from netns import start_server, stop_servers
@@ -42,16 +41,6 @@ SETTLE = 3.0
 
 def os_threads() -> int:
     return len(os.listdir("/proc/self/task"))
-
-
-def blocked_in_wait(thread: threading.Thread) -> bool:
-    """True while ``thread`` sleeps on a condition (what a waiting recv() does)."""
-    frame = sys._current_frames().get(thread.ident)
-    while frame is not None:
-        if frame.f_code.co_filename == threading.__file__ and frame.f_code.co_name == "wait":
-            return True
-        frame = frame.f_back
-    return False
 
 
 class Consumer(threading.Thread):
@@ -99,7 +88,7 @@ def test_200_open_close_cycles_with_live_servers_and_a_blocked_recv(gears):
             if full:
                 wait_until(lambda: consumer.frames > 0, 5, f"cycle {cycle}: a frame")
                 full_cycles += cycle > 0
-            wait_until(lambda: blocked_in_wait(consumer), 5, f"cycle {cycle}: recv() blocked")
+            wait_until(lambda: blocked_in_recv(consumer), 5, f"cycle {cycle}: recv() blocked")
             waits.append(time.monotonic() - opened)
         finally:
             closing = time.monotonic()

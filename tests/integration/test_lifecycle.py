@@ -8,17 +8,16 @@ import logging
 import os
 import resource
 import signal
-import sys
 import threading
 import time
-from typing import Optional
 
 import numpy as np
 import pytest
 
 import netgear.server
 
-from helpers import LOCAL, Inbox, assert_frame, free_ports, open_hub, open_server, wait_alive, wait_until
+from helpers import (LOCAL, Inbox, assert_frame, blocked_in, blocked_in_recv, free_ports, open_hub, open_server,
+                     wait_alive, wait_until)
 from netgear import ClosedError, NetGear, RecvTimeout, RequestTimeout, Timeout, TransportError
 from procs import CTX, close_storm, idle_hub, make_frame, serve, start
 
@@ -29,22 +28,6 @@ REPEAT = 50
 
 def netgear_threads():
     return [t.name for t in threading.enumerate() if t.name.startswith("netgear")]
-
-
-def blocked_in(thread: threading.Thread, function: Optional[str], module) -> bool:
-    """True while ``thread`` is inside ``module.function`` (any function of ``module`` when
-    ``function`` is None), looked up in the thread's live stack."""
-    frame = sys._current_frames().get(thread.ident)
-    while frame is not None:
-        if frame.f_code.co_filename == module.__file__ and function in (None, frame.f_code.co_name):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def blocked_in_wait(thread: threading.Thread) -> bool:
-    """True once ``thread`` sleeps on a condition (what a waiting recv() does)."""
-    return blocked_in(thread, "wait", threading)
 
 
 def hub_for(pattern, multi, **options):
@@ -75,7 +58,7 @@ def test_close_from_another_thread_unblocks_recv_every_time(pattern):
         consumer = threading.Thread(target=consume, name=f"consumer-{i}", daemon=True)
         try:
             consumer.start()
-            wait_until(lambda: blocked_in_wait(consumer), 5, "recv() blocked")
+            wait_until(lambda: blocked_in_recv(consumer), 5, "recv() blocked")
             began = time.monotonic()
             hub.close()
             took = time.monotonic() - began
