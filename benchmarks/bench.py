@@ -61,6 +61,15 @@ class Result:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
+def _rss_mb() -> float:
+    """Resident memory of this (the hub's) process, in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -161,6 +170,8 @@ def _measure_netgear(sc: Scenario, hub: Any) -> Result:
     ages: List[float] = []
     frames = nbytes = 0
     cpu0 = None
+    rss0 = _rss_mb()  # servers connected, before the first frame
+    rss_max = rss0
     while True:
         now = time.monotonic()
         if now >= t_end:
@@ -182,12 +193,14 @@ def _measure_netgear(sc: Scenario, hub: Any) -> Result:
         if sc.consumer_fps:
             ages.append(latency * 1000)
             time.sleep(1.0 / sc.consumer_fps)
+            rss_max = max(rss_max, _rss_mb())
     cpu = (_cpu() - (cpu0 if cpu0 is not None else _cpu())) / sc.seconds
     res = Result(sc.name, "netgear", frames, frames / sc.seconds, nbytes / sc.seconds / 1e6,
                  _pct(latencies, 50), _pct(latencies, 99), hub_cpu=cpu)
     if ages:
         res.extra["age_p50_ms"] = _pct(ages, 50)
         res.extra["age_p99_ms"] = _pct(ages, 99)
+        res.extra["hub_rss_growth_mb"] = rss_max - rss0
     return res
 
 
