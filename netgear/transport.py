@@ -446,8 +446,11 @@ class ServerTransport:
             # piles up to be replayed, stale, when the network heals.
             sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        # back-off capped at half a second: frames resume within a second of a network healing
+        # back-off capped at half a second, and a connection attempt stuck in a dead network
+        # abandoned after half a second (else the kernel's SYN back-off, 1 s, 2 s, 4 s ...,
+        # decides when the next try gets through): frames resume within a second of a heal
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        sock.setsockopt(zmq.CONNECT_TIMEOUT, 500)
         sock.setsockopt(zmq.MAXMSGSIZE, self._opts.max_message_bytes + 65536)
         _heartbeats(sock, self._opts)
         if self._curve is not None:
