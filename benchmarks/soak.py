@@ -900,9 +900,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "steps of a few MB are not leaks; a short run cannot tell a small leak)")
     parser.add_argument("--max-fd-growth", type=int, default=4,
                         help="fail if the hub holds more than this many extra fds at the end (default 4)")
-    parser.add_argument("--max-stale", type=int, default=None,
+    parser.add_argument("--max-stale", type=int, default=0,
                         help=f"fail if more frames than this arrive over {STALE:g} s after they were sent "
-                             "(default: reported, not checked)")
+                             "(default 0: after a fault the hub gets fresh frames, not a backlog)")
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds allowed after the run for every server to be back (default 30)")
     args = parser.parse_args(argv)
