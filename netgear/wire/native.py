@@ -59,6 +59,12 @@ __all__ = [
 
 MAGIC: Final = b"\xabNG"
 VERSION: Final = 1
+# what netgear.wire.formats asks every format (defined here, not left to getattr defaults:
+# they are read several times per frame on the hub's hot path)
+NAME: Final = "native"
+SEQUENCED: Final = True
+HEARTBEATS: Final = True
+REPLY_PATTERNS: Final = frozenset({1})
 CODECS: Final = frozenset({"raw", "jpeg"})
 
 REASONS: Final = (
