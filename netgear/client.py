@@ -53,6 +53,8 @@ _MAX_SLEEP = 1.0
 _HANDBACK = 0.01
 #: how often the parked I/O thread looks whether a polling consumer is still there
 _PARKED = 0.1
+#: what _next_or_end returns when there is nothing yet and no end
+_WAIT = object()
 
 
 @dataclass
@@ -235,15 +237,11 @@ class Client:
             self._answer_previous(answer)
         while True:
             with self._cond:
-                packet = self._pop()
-                if packet is not None:
-                    return packet
-                if self._closed or (self._ended and not self._decoding()):
-                    return None
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise RecvTimeout(f"no frame within {timeout:g}s on ports {self.ports}")
+                got = self._next_or_end(deadline, timeout)
+                if got is not _WAIT:
+                    return got
                 self._wanted += 1
+            remaining = None if deadline is None else deadline - time.monotonic()
             try:
                 held = self._take_sockets(remaining)
             finally:
@@ -265,6 +263,18 @@ class Client:
             if packet is not None or self._closed or self._ended:
                 return packet
 
+    def _next_or_end(self, deadline: Optional[float], timeout: Optional[float]) -> Any:
+        """Under the lock: the next packet, None at the end of the stream, or ``_WAIT``;
+        RecvTimeout once ``deadline`` has passed."""
+        packet = self._pop()
+        if packet is not None:
+            return packet
+        if self._closed or (self._ended and not self._decoding()):
+            return None
+        if deadline is not None and deadline - time.monotonic() <= 0:
+            raise RecvTimeout(f"no frame within {timeout:g}s on ports {self.ports}")
+        return _WAIT
+
     def _take_sockets(self, remaining: Optional[float]) -> bool:
         """Hold ``_io``: at once if nobody polls, else after waking whoever does."""
         if self._io.acquire(blocking=False):
@@ -279,16 +289,11 @@ class Client:
         """Poll the sockets in this (consumer) thread until a packet is filed for it."""
         while True:
             with self._cond:
-                packet = self._pop()
-                if packet is not None:
-                    return packet
-                if self._closed or (self._ended and not self._decoding()):
-                    return None
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise RecvTimeout(f"no frame within {timeout:g}s on ports {self.ports}")
+                got = self._next_or_end(deadline, timeout)
+            if got is not _WAIT:
+                return got
             try:
-                self._step(remaining)
+                self._step(None if deadline is None else deadline - time.monotonic())
             except ClosedError:
                 return None
             except Exception:  # never let one bad iteration break recv()

@@ -108,6 +108,31 @@ def stream(port: int, pattern: int, *, stop: Any, fps: float = 50.0, salt: int =
                 stop.wait(delay)
 
 
+def counted_stream(port: int, pattern: int, *, name: str, go: Any, stop: Any, results: Any, fps: float, salt: int,
+                   shape=(24, 32, 3), options: Optional[Dict[str, Any]] = None) -> None:
+    """A server (``server_id=name`` unless ``options`` says otherwise) sending at a fixed
+    rate from ``go`` until ``stop``; reports ("sent", name, sent, errors). A send that
+    raised still counts as sent, so a lost frame is never excused."""
+    from netgear import NetGear
+
+    sent = errors = 0
+    settings = {"server_id": name, **(options or {})}
+    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True, **settings) as gear:
+        go.wait(30)
+        next_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                gear.send(make_frame(sent, shape, "uint8", salt), message={"i": sent})
+            except Exception:
+                errors += 1
+            sent += 1
+            next_at += 1.0 / fps
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+    results.put(("sent", name, sent, errors))
+
+
 def start(target, *args, **kwargs) -> mp.Process:
     proc = CTX.Process(target=target, args=args, kwargs=kwargs, daemon=True)
     proc.start()

@@ -34,7 +34,7 @@ import pytest
 
 from helpers import wait_alive
 from history import History, Reports
-from procs import CTX, make_frame, start
+from procs import CTX, counted_stream, start
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -257,27 +257,6 @@ def attacker(port: int, pattern: int, *, seed: int, count: int, go, stop, result
         ctx.term()
 
 
-def counted_stream(port: int, pattern: int, *, name: str, go, stop, results, fps: float, salt: int) -> None:
-    """A good server at a fixed rate; reports how many frames it sent (attempted)."""
-    from netgear import NetGear
-
-    sent = errors = 0
-    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True, server_id=name) as gear:
-        go.wait(30)
-        next_at = time.monotonic()
-        while not stop.is_set():
-            try:
-                gear.send(make_frame(sent, SHAPE, "uint8", salt), message={"i": sent})
-            except Exception:  # counted as sent, so a lost frame is never excused
-                errors += 1
-            sent += 1
-            next_at += 1.0 / fps
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-    results.put(("sent", name, sent, errors))
-
-
 # ----------------------------------------------------------------------------- the test
 
 
@@ -294,7 +273,7 @@ def test_10000_malformed_messages_counted_by_reason_while_3_servers_deliver_99_p
                            results=queue))
         for k, port in enumerate(good_ports):
             procs.append(start(counted_stream, port, pattern, name=names[port], go=go, stop=stops[port],
-                               results=queue, fps=FPS, salt=k))
+                               results=queue, fps=FPS, salt=k, shape=SHAPE))
         wait_alive(hub, 3, timeout=30)
         kinds = reports.wait("ready", "attacker")[0]
         history = History(hub)

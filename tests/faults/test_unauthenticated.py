@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import os
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ import pytest
 
 from helpers import open_hub, wait_until
 from history import History, Reports
-from procs import CTX, make_frame, start
+from procs import CTX, counted_stream, start
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,28 +52,6 @@ def secure(keydir: Path, name: str) -> dict:
 
 
 # ------------------------------------------------------------------ the processes
-
-
-def counted_stream(port: int, pattern: int, *, name: str, go, stop, results, fps: float, salt: int,
-                   options: dict) -> None:
-    """A server at a fixed rate; reports how many frames it tried to send."""
-    from netgear import NetGear
-
-    sent = errors = 0
-    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True, **options) as gear:
-        go.wait(30)
-        next_at = time.monotonic()
-        while not stop.is_set():
-            try:
-                gear.send(make_frame(sent, SHAPE, "uint8", salt), message={"i": sent})
-            except Exception:  # a refused server's sends time out; still counted as sent
-                errors += 1
-            sent += 1
-            next_at += 1.0 / fps
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                stop.wait(delay)
-    results.put(("sent", name, sent, errors))
 
 
 def _command(body: bytes) -> bytes:
@@ -147,7 +124,7 @@ def test_ironhouse_accepts_0_frames_from_unauthenticated_peers_and_99_percent_of
     try:
         for salt, (name, (port, options)) in enumerate(servers.items()):
             procs.append(start(counted_stream, port, pattern, name=name, go=go, stop=stops[name], results=queue,
-                               fps=FPS, salt=salt, options=options))
+                               fps=FPS, salt=salt, shape=SHAPE, options=options))
         procs.append(start(handshakes, [port1, port2], go=go, stop=stops["raw"], results=queue, seed=pattern))
         wait_until(lambda: set(TRUSTED) <= {s.server_id for s in hub.snapshot().alive()}, 30, "cam1 and cam2 alive")
         history = History(hub)
