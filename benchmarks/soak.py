@@ -40,6 +40,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from benchmarks.netns import veth_setup
+
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (240, 320, 3)
 BOUND_SLACK = 0.5  # documented detection slack over liveness_timeout
@@ -170,15 +172,7 @@ class Netns:
         if made.returncode != 0:
             return f"`ip netns add` failed: {made.stderr.strip()}"
         self.made = True
-        for args in (
-            ("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if),
-            ("link", "set", self.ns_if, "netns", self.name),
-            ("addr", "add", f"{self.hub_ip}/30", "dev", self.host_if),
-            ("link", "set", self.host_if, "up"),
-            ("-n", self.name, "addr", "add", f"{self.server_ip}/30", "dev", self.ns_if),
-            ("-n", self.name, "link", "set", self.ns_if, "up"),
-            ("-n", self.name, "link", "set", "lo", "up"),
-        ):
+        for args in veth_setup(self.name, self.host_if, self.ns_if, self.hub_ip, self.server_ip):
             done = self._ip(*args)
             if done.returncode != 0:
                 self.down()

@@ -9,6 +9,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# the repository root too: the fault tests share benchmarks/netns.py with the soak script
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from helpers import wait_until  # noqa: E402  (re-exported: tests may import it from here)
 

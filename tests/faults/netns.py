@@ -38,6 +38,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from benchmarks.netns import veth_setup
+
 ROOT = Path(__file__).resolve().parents[2]
 #: the /30 subnets of this /24 are handed out, one per namespace, first free from pid % 64
 POOL = ipaddress.ip_network("10.123.46.0/24")
@@ -128,15 +130,7 @@ class VethNamespace:
         if made.returncode != 0:
             pytest.skip(f"cannot create a network namespace here (`ip netns add` failed: {made.stderr.strip()})")
         self._opened = True
-        for args in (
-            ("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if),
-            ("link", "set", self.ns_if, "netns", self.name),
-            ("addr", "add", f"{self.hub_ip}/30", "dev", self.host_if),
-            ("link", "set", self.host_if, "up"),
-            ("-n", self.name, "addr", "add", f"{self.server_ip}/30", "dev", self.ns_if),
-            ("-n", self.name, "link", "set", self.ns_if, "up"),
-            ("-n", self.name, "link", "set", "lo", "up"),
-        ):
+        for args in veth_setup(self.name, self.host_if, self.ns_if, self.hub_ip, self.server_ip):
             ip(*args)
         return self
 
