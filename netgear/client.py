@@ -208,6 +208,7 @@ class Client:
         self._wanted = 0  # consumers asking for the sockets (under _cond)
         self._polling = False  # a consumer holds _io (decoders must wake it, not notify)
         self._left_at = 0.0  # when the last polling consumer let go of the sockets
+        self._revived: set = set()  # (port, server id) joined or returned this round
         self._parked = threading.Condition(threading.Lock())
         name = f"netgear-hub-{self.ports[0]}"
         threads = opts.decode_threads or max(1, min(4, os.cpu_count() or 1))
@@ -479,9 +480,18 @@ class Client:
         now = time.monotonic()
         with self._cond:
             delivered = False
+            self._revived.clear()
             for item in decoded:
                 if isinstance(item, Disconnected):
-                    self._on_events(self._liveness.disconnected(item.port, item.conn, now))
+                    # Not judged by a dropped connection, only by their silence: servers
+                    # that came back in this very round (a late message flushed on the
+                    # dying connection while they reconnect), and, when the descriptor
+                    # number was reused, whoever spoke on it this round (maybe the new one).
+                    spare = {sid for port, sid in self._revived if port == item.port}
+                    if item.reused:
+                        spare.update(d[2].server_id for d in decoded if isinstance(d, tuple)
+                                     and d[0].port == item.port and d[0].conn == item.conn)
+                    self._on_events(self._liveness.disconnected(item.port, item.conn, now, spare=spare))
                 elif item is not None:
                     delivered |= self._on_message(*item, now)
             self._run_commands()
@@ -666,6 +676,8 @@ class Client:
     def _on_events(self, events: List[Event]) -> None:
         for event in events:
             self._events.append(event)
+            if event.kind in ("joined", "returned"):
+                self._revived.add((event.port, event.server_id))
             book = self._books.get((event.port, event.server_id)) if event.server_id else None
             if event.kind == "duplicate":
                 level = logging.INFO if book is not None and book.quiet else logging.WARNING

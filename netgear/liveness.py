@@ -35,7 +35,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import Collection, Iterable, NamedTuple
 
 from netgear.errors import ConfigError
 
@@ -327,13 +327,20 @@ class Liveness:
         events = self._apply(entry, Obs.BYE, now)
         return self._finish(events, now)
 
-    def disconnected(self, port: int, conn: int, now: float) -> list[Event]:
-        """Connection ``conn`` on ``port`` dropped: ALIVE servers last seen on it become GONE."""
+    def disconnected(
+        self, port: int, conn: int, now: float, *, spare: Collection[str] = ()
+    ) -> list[Event]:
+        """Connection ``conn`` on ``port`` dropped: ALIVE servers last seen on it become GONE.
+
+        ``spare``: server ids not to judge by this drop, because their latest message may
+        have come on a new connection that reuses the number ``conn`` (their silence
+        timeout still applies).
+        """
         self._last_activity = now
         victims = [
             entry
             for entry in self._by_port.get(port, {}).values()
-            if entry.state is State.ALIVE and entry.conn == conn
+            if entry.state is State.ALIVE and entry.conn == conn and entry.server_id not in spare
         ]
         events: list[Event] = []
         for entry in sorted(victims, key=_server_key):

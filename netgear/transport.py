@@ -85,10 +85,18 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Disconnected:
-    """The connection ``conn`` (a file descriptor) on ``port`` went away."""
+    """The connection ``conn`` (a file descriptor) on ``port`` went away.
+
+    ``reused``: a new connection was accepted on the same descriptor number by the time
+    this was read, so messages read in the same poll round that carry ``conn`` may be the
+    new connection's (libzmq reports the old one's end before it accepts the new one, and
+    accepts it before any of its messages arrive; each round reads messages first, then
+    these events).
+    """
 
     port: int
     conn: int
+    reused: bool = False
 
 
 Observation = Union[Incoming, Disconnected]
@@ -262,7 +270,7 @@ class HubTransport:
         if kind == zmq.SUB:
             for prefix in subs(endpoint.port) if subs else [b""]:
                 sock.setsockopt(zmq.SUBSCRIBE, prefix)
-        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPTED)
         self._sockets[endpoint.port] = sock
         self._by_socket[sock] = endpoint.port
         self._monitors[monitor] = endpoint.port
@@ -286,13 +294,15 @@ class HubTransport:
             woken = True
             self._drain_wake()
         for sock in ready:
-            if sock is self._wake_r:
-                continue
             port = self._by_socket.get(sock)
             if port is not None:
                 self._drain(sock, port, out)
-            else:
-                self._drain_monitor(sock, out)
+        # Connection events after the messages, from every monitor that has some (ready
+        # or not when the poll returned): a new connection's "accepted" is then always
+        # read in the same round as its first message, or before (see Disconnected).
+        for monitor in self._monitors:
+            if monitor in ready or monitor.get(_EVENTS) & _POLLIN:
+                self._drain_monitor(monitor, out)
         return out, woken
 
     def _drain(self, sock: zmq.Socket, port: int, out: List[Observation]) -> None:
@@ -326,7 +336,7 @@ class HubTransport:
         port = self._monitors[monitor]
         while True:
             try:
-                msg = monitor.recv_multipart(zmq.NOBLOCK)
+                msg = monitor.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError:  # pragma: no cover
@@ -337,6 +347,11 @@ class HubTransport:
                 continue
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 out.append(Disconnected(port, int(event["value"])))
+            elif event["event"] == zmq.EVENT_ACCEPTED:
+                fd = int(event["value"])
+                for index, item in enumerate(out):  # the descriptor is someone else's now
+                    if isinstance(item, Disconnected) and item.port == port and item.conn == fd and not item.reused:
+                        out[index] = Disconnected(port, fd, True)
 
     def _drain_wake(self) -> None:
         try:

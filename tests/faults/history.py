@@ -106,7 +106,8 @@ class History:
         want = ["left" if i % 2 == 0 else "returned" for i in range(len(rest))]
         assert rest == want, f"port {port}: events {kinds}"
         if cycles is not None:
-            assert rest.count("left") == cycles and rest.count("returned") == cycles, f"port {port}: events {kinds}"
+            detail = [(e.kind, e.reason, round(e.at, 3)) for e in self.events if e.port == port]
+            assert rest.count("left") == cycles and rest.count("returned") == cycles, f"port {port}: events {detail}"
 
 
 class Reports:

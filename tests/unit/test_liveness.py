@@ -593,6 +593,17 @@ def test_disconnect_of_several_servers_on_one_conn() -> None:
     ]
 
 
+def test_a_spared_server_is_judged_by_its_silence_not_by_a_reused_descriptor() -> None:
+    """The old connection on fd 5 ended, and a new one on the same number already carried
+    a message from "a": the drop spares "a" (its silence still counts), not "b"."""
+    lv = make((A,), timeout=1.5)
+    lv.message(A, "a", 1.0, conn=5)
+    lv.message(A, "b", 1.0, conn=5)
+    assert lv.disconnected(A, 5, 2.0, spare={"a"}) == [ev("left", A, "b", 2.0, "disconnected")]
+    assert lv.state_of(A, "a") is State.ALIVE
+    assert lv.tick(2.6) == [ev("left", A, "a", 2.6, "timeout"), ev("ended", None, None, 2.6)]
+
+
 def test_latest_conn_wins() -> None:
     lv = make((A,))
     alive(lv, conn=3)
