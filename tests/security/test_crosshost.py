@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.netns import veth_setup
+
 from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,15 +46,7 @@ def netns():
     if made.returncode != 0:
         pytest.skip(f"cannot create a network namespace here (`ip netns add` failed: {made.stderr.strip()})")
     try:
-        for args in (
-            ("link", "add", host_if, "type", "veth", "peer", "name", ns_if),
-            ("link", "set", ns_if, "netns", name),
-            ("addr", "add", f"{HUB_IP}/30", "dev", host_if),
-            ("link", "set", host_if, "up"),
-            ("-n", name, "addr", "add", f"{SERVER_IP}/30", "dev", ns_if),
-            ("-n", name, "link", "set", ns_if, "up"),
-            ("-n", name, "link", "set", "lo", "up"),
-        ):
+        for args in veth_setup(name, host_if, ns_if, HUB_IP, SERVER_IP):
             done = _ip(*args)
             assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr}"
         yield name
