@@ -3,6 +3,8 @@
 Senders are separate processes sending zero-copy ``[small header, frame]``:
 PUSH -> PULL (what a transport can do with no acknowledgement) and REQ -> REP
 (stop-and-wait). The receiver takes the time stamp out of the header for latency.
+Both sides run with the malloc settings netgear applies to itself (``netgear.memory``), so
+the comparison does not depend on which system ran first in the process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ def zmq_sender(kind: str, url: str, shape: tuple, fps: Optional[float], go: Any,
 
     import zmq
 
+    from netgear.memory import keep_freed_memory
+
+    keep_freed_memory()
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH if kind == "pushpull" else zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
@@ -68,6 +73,9 @@ class ZmqReceiver:
     def __init__(self, kind: str, count: int) -> None:
         import zmq
 
+        from netgear.memory import keep_freed_memory
+
+        keep_freed_memory()
         self._zmq = zmq
         self.kind = kind
         self.ctx = zmq.Context()

@@ -11,6 +11,7 @@ import numpy as np
 from .client import Client
 from .errors import ConfigError
 from .liveness import Event
+from .memory import keep_freed_memory
 from .options import Settings, build_settings
 from .packet import Packet
 from .server import Server
@@ -61,6 +62,8 @@ class NetGear:
             options=options,
         )
         self._log = _object_logger(self._settings)
+        if self._settings.options.reuse_memory:
+            keep_freed_memory()
         self._server: Optional[Server] = None
         self._client: Optional[Client] = None
         if self._settings.receive_mode:

@@ -74,6 +74,7 @@ class Options:
     key_name: Optional[str] = None
     hub_key: str = "hub"
     authorized_keys: Optional[str] = None
+    reuse_memory: bool = True
 
 
 #: option name -> (applies to, one-line meaning). Used for errors and the docs.
@@ -109,6 +110,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "custom_cert_location": ("both", "keys folder (`netgear keys generate`): this object's `<key_name>.key` / `.key_secret`, and a server's copy of the hub's public key"),
     "key_name": ("both", "name of this object's key pair in `custom_cert_location` (None: 'hub' for the hub, 'server' for a server)"),
     "hub_key": ("server", "name of the hub's public key file (`<hub_key>.key`) in `custom_cert_location`"),
+    "reuse_memory": ("both", "keep freed frame buffers in the process for the next frames instead of returning them to the OS (glibc; process-wide, set once: see docs/performance.md)"),
     "authorized_keys": ("hub", "Ironhouse: folder of allowed server public keys (`*.key`; None: `<custom_cert_location>/authorized`); re-read by `reload_keys()`"),
 }
 
@@ -241,6 +243,7 @@ _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "jpeg_compression_fastupsample": _bool,
     "jpeg_compression_subsampling": lambda n, v: _choice(n, str(v), ("420", "422", "444", "440", "411")),
     "jpeg_decode": _bool,
+    "reuse_memory": _bool,
     "decode_threads": lambda n, v: None if v is None else _int(n, v, minimum=1, maximum=64),
     "max_inflight": lambda n, v: _int(n, v, minimum=1, maximum=64),
     "wire_format": lambda n, v: _choice(n, v, ("native", "vidgear", "imagezmq")),

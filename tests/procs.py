@@ -234,3 +234,13 @@ def hub_process(ports, pattern: int, *, go: Any, stop: Any, results: Any, option
             if packet.port not in seen:
                 seen.add(packet.port)
                 results.put(("first", packet.port, time.monotonic(), os.getpid()))
+
+
+def same_frame_sender(port: int, pattern: int, frames: int, shape=(480, 640, 3), options=None) -> None:
+    """Send one fixed frame ``frames`` times (REQ/REP waits for each window), then close."""
+    from netgear import NetGear
+
+    frame = make_frame(0, shape)
+    with NetGear(address="127.0.0.1", port=port, pattern=pattern, multiserver_mode=True, **(options or {})) as gear:
+        for _ in range(frames):
+            gear.send(frame)
