@@ -226,8 +226,11 @@ class Server:
             for item in list(self._inflight):
                 if item.sent:
                     continue
+                # a fresh frame is tried at once (the usual case); the wait for room comes
+                # only after a refusal, and an old frame is judged only once it could go
+                ready = time.monotonic() - item.created <= self._opts.request_timeout
                 while True:
-                    if self._transport.writable(min(_SLICE, max(0.0, deadline - time.monotonic()))):
+                    if ready or self._transport.writable(min(_SLICE, max(0.0, deadline - time.monotonic()))):
                         if time.monotonic() - item.created > self._opts.request_timeout:
                             self._inflight.remove(item)
                             stale.append(item.seq)
@@ -235,6 +238,7 @@ class Server:
                         if self._transport.send(item.parts):
                             item.sent = True
                             break
+                    ready = False
                     self._check_closing("room to send")
                     if time.monotonic() >= deadline:
                         return False

@@ -293,15 +293,18 @@ class HubTransport:
         if self._wake_r in ready:
             woken = True
             self._drain_wake()
+        spoke = set()
         for sock in ready:
             port = self._by_socket.get(sock)
             if port is not None:
                 self._drain(sock, port, out)
-        # Connection events after the messages, from every monitor that has some (ready
-        # or not when the poll returned): a new connection's "accepted" is then always
-        # read in the same round as its first message, or before (see Disconnected).
-        for monitor in self._monitors:
-            if monitor in ready or monitor.get(_EVENTS) & _POLLIN:
+                spoke.add(port)
+        # Connection events after the messages: from every monitor the poll found ready,
+        # and from those of the ports that had messages this round, ready or not by now,
+        # so a new connection's "accepted" is always read in the same round as its first
+        # message, or before (see Disconnected).
+        for monitor, port in self._monitors.items():
+            if monitor in ready or (port in spoke and monitor.get(_EVENTS) & _POLLIN):
                 self._drain_monitor(monitor, out)
         return out, woken
 
@@ -548,7 +551,7 @@ class ServerTransport:
             # the peer's "n messages read". A socket that only sends processes them lazily
             # (at most once a millisecond, and not at all under load), so without this it
             # counts long-delivered messages against send_hwm and PUB drops sends for nothing.
-            if sock.get(_EVENTS) & _POLLIN and self.pattern == 2:
+            if self.pattern == 2 and sock.get(_EVENTS) & _POLLIN:
                 self._drop_subscriptions(sock)
         # XPUB (PUB/SUB frames): blocks up to publish_wait (SNDTIMEO) for room; control
         # messages (heartbeats, goodbye) never wait.
@@ -589,8 +592,15 @@ class ServerTransport:
     def recv_pending(self) -> List[List[bytes]]:
         """Every answer already waiting, without blocking."""
         out = []
-        while self._sock is not None and self._sock.poll(0, zmq.POLLIN):
-            out.append(self.recv(0))
+        sock = self._sock
+        while sock is not None:
+            try:
+                frames = sock.recv_multipart(_NOBLOCK)
+            except zmq.Again:
+                break
+            if self.pattern == 1 and frames and frames[0] == b"":
+                frames = frames[1:]
+            out.append(frames)
         return out
 
     def close(self, linger: float = 0.0) -> None:
