@@ -122,18 +122,24 @@ class _Decoders:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: _Job, replace: bool) -> int:
-        """Queue ``job``; with ``replace``, first drop that server's jobs not yet started.
-        Returns how many were dropped."""
+    def submit(self, job: _Job, keep: Optional[int]) -> int:
+        """Queue ``job`` behind at most ``keep`` of that server's jobs not yet started (the
+        oldest others are dropped; ``None``: no bound). Returns how many were dropped."""
         with self._lock:
             index = self._assigned.setdefault(job.key, len(self._assigned) % len(self._queues))
         queue, cond = self._queues[index], self._conds[index]
         with cond:
             dropped = 0
-            if replace:
-                kept = [j for j in queue if j.key != job.key]
-                dropped = len(queue) - len(kept)
-                if dropped:
+            if keep is not None:
+                waiting = sum(1 for j in queue if j.key == job.key)
+                if waiting > keep:
+                    excess = waiting - keep
+                    kept = []
+                    for j in queue:
+                        if j.key == job.key and dropped < excess:
+                            dropped += 1
+                        else:
+                            kept.append(j)
                     queue.clear()
                     queue.extend(kept)
             queue.append(job)
@@ -600,10 +606,19 @@ class Client:
         book.bytes += msg.nbytes
         book.messages += msg.has_message
         if msg.encoded is not None and self._decoders is not None:
-            book.decoding += 1
-            book.decoding -= self._decoders.submit(
-                _Job(key, packet, msg.encoded, msg.encoded.fastdct, msg.encoded.fastupsample), replace=self._latest
+            # latest: a newer frame replaces the one still waiting for a decoder; fifo with
+            # nothing held back (no acknowledgements): the newest queue_size wait, as in _file
+            if self._latest:
+                keep: Optional[int] = 0
+            elif book.pending or self._pattern == 1:
+                keep = None  # bounded by the acknowledgements held back
+            else:
+                keep = max(0, self._opts.queue_size - len(book.queue) - 1)
+            replaced = self._decoders.submit(
+                _Job(key, packet, msg.encoded, msg.encoded.fastdct, msg.encoded.fastupsample), keep
             )
+            book.decoding += 1 - replaced
+            book.dropped += replaced
             return False
         self._file(key, book, packet)
         return True

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 import zmq
-from helpers import assert_frame, open_hub, open_server, wait_alive
+from helpers import assert_frame, open_hub, open_server, wait_alive, wait_until
 from procs import CTX, make_frame, serve
 
 from netgear import ConfigError, NetGear, codecs
@@ -168,3 +168,37 @@ def test_parallel_decoding_keeps_each_servers_order(procs, gears):
 
 def test_topic_frame_is_exact(gears):
     assert topic_frame("5566") == b"5566\x00"
+
+
+def drain(hub) -> list:
+    """Every packet the hub holds, until it has nothing left to decode or deliver."""
+    out = []
+    while True:
+        try:
+            out.append(hub.recv_packet(timeout=1.0))
+        except TimeoutError:
+            return out
+
+
+@pytest.mark.parametrize("delivery,queue_size", [("latest", 8), ("fifo", 4)])
+def test_jpeg_frames_outrunning_the_decoder_are_dropped_and_counted_exactly(gears, delivery, queue_size):
+    """A burst of large JPEG frames reaches a PUB/SUB hub with one decoder thread faster
+    than it decodes them, while nobody reads: what waits for the decoder is bounded by the
+    policy like decoded frames are, and every frame is either delivered or counted."""
+    hub = open_hub(gears, 0, 2, delivery=delivery, queue_size=queue_size, decode_threads=1)
+    server = open_server(gears, hub.ports[0], 2, jpeg_compression=True, send_hwm=100, publish_wait=1.0)
+    wait_alive(hub, 1)
+    frame = camera_frame((720, 1280, 3))
+    count = 40
+    for i in range(count):
+        server.send(frame, message=i)
+    port = hub.ports[0]
+    entry = wait_until(lambda: (e := hub.snapshot().server(port)).frames == count and e, 20, f"{count} frames in")
+    # what waits (decoded, decoding, or for a decoder) is bounded by the policy; a decoded
+    # frame, the one in the decoder and the newest waiting at most for `latest`
+    assert entry.queued <= (3 if delivery == "latest" else queue_size + 1), entry
+    got = [packet.message for packet in drain(hub)]
+    entry = hub.snapshot().server(port)
+    assert entry.frames == count and entry.lost == 0 and entry.queued == 0
+    assert len(got) + entry.dropped == count, (got, entry.dropped)
+    assert got == sorted(got) and got[-1] == count - 1  # the newest always gets through
