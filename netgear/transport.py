@@ -64,6 +64,27 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_SNDMORE = int(zmq.SNDMORE)
+#: parts at least this large go zero-copy (ZeroMQ reads the caller's buffer); smaller ones
+#: are copied, which costs less than the bookkeeping of a zero-copy send
+_ZERO_COPY_MIN = 65536
+
+
+def _send_parts(sock: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
+    """``send_multipart(parts, flags, copy=False)`` without pyzmq's per-part checks and enum
+    arithmetic (the server's hot path). ZeroMQ takes a multipart message whole or not at
+    all: only the first part can raise ``zmq.Again``."""
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        size = part.nbytes if hasattr(part, "nbytes") else len(part)  # (views, arrays; bytes)
+        sock.send(part, flags if i == last else flags | _SNDMORE, copy=size < _ZERO_COPY_MIN)
+
+
+def _poll1(sock: zmq.Socket, events: int, ms: int) -> bool:
+    """Whether ``sock`` has ``events`` within ``ms`` milliseconds (``Socket.poll`` builds a
+    ``Poller`` every call)."""
+    return bool(zmq.zmq_poll([(sock, events)], ms))
 
 
 def topic_frame(topic: str) -> bytes:
@@ -544,7 +565,7 @@ class ServerTransport:
         frames = formats.wrap(self._fmt, self.pattern, parts, topic=topic)
         self._drain_monitor()
         if timeout:
-            if not sock.poll(int(timeout * 1000), zmq.POLLOUT):
+            if not _poll1(sock, _POLLOUT, int(timeout * 1000)):
                 return False
         else:
             # Have ZeroMQ take in its pending commands first (as poll() does): among them
@@ -557,7 +578,7 @@ class ServerTransport:
         # messages (heartbeats, goodbye) never wait.
         flags = _NOBLOCK if (self.pattern != 2 or control) else 0
         try:
-            sock.send_multipart(frames, flags, copy=False)
+            _send_parts(sock, frames, flags)
             return True
         except zmq.Again:
             return False
@@ -576,15 +597,15 @@ class ServerTransport:
         ``timeout`` seconds."""
         sock = self._sock
         assert sock is not None
-        return bool(sock.poll(max(0, int(timeout * 1000)), zmq.POLLOUT))
+        return _poll1(sock, _POLLOUT, max(0, int(timeout * 1000)))
 
     def recv(self, timeout: float) -> Optional[List[bytes]]:
         """Receive one answer within ``timeout`` seconds (delimiter stripped), else None."""
         sock = self._sock
         assert sock is not None
-        if not sock.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
+        if not _poll1(sock, _POLLIN, max(0, int(timeout * 1000))):
             return None
-        frames = sock.recv_multipart(zmq.NOBLOCK)
+        frames = sock.recv_multipart(_NOBLOCK)
         if self.pattern == 1 and frames and frames[0] == b"":
             frames = frames[1:]
         return frames
