@@ -18,8 +18,11 @@ import numpy as np
 HEADER = struct.Struct("<qq")  # seq, sent time in ns
 
 
-def zmq_sender(kind: str, url: str, shape: tuple, fps: Optional[float], go: Any, stop: Any, out: Any) -> None:
-    """Send frames to ``url`` until ``stop``; report (frames, cpu seconds) on ``out``."""
+def zmq_sender(
+    kind: str, url: str, shape: tuple, fps: Optional[float], go: Any, stop: Any, out: Any, ready: Any = None
+) -> None:
+    """Send frames to ``url`` until ``stop``; report (frames, cpu seconds) on ``out``.
+    Puts one item on ``ready`` once connected."""
     import resource
 
     import zmq
@@ -33,7 +36,9 @@ def zmq_sender(kind: str, url: str, shape: tuple, fps: Optional[float], go: Any,
     sock.setsockopt(zmq.SNDHWM, 8)
     sock.connect(url)
     frame = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
-    go.wait(30)
+    if ready is not None:
+        ready.put(1)
+    go.wait(60)
     cpu0 = _cpu(resource)
     sent = 0
     start = time.monotonic()

@@ -227,11 +227,14 @@ def run_baseline(sc: Scenario, kind: str) -> Result:
     proxies = [DelayProxy(port, sc.delay) for _, port in recv.sockets] if sc.delay else []
     urls = [f"tcp://127.0.0.1:{x.port}" for x in proxies] if proxies else recv.urls
     try:
-        go, stop, out = CTX.Event(), CTX.Event(), CTX.Queue()
-        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out), daemon=True) for url in urls]
+        go, stop, out, ready = CTX.Event(), CTX.Event(), CTX.Queue(), CTX.Queue()
+        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out, ready), daemon=True)
+                 for url in urls]
         for proc in procs:
             proc.start()
-        time.sleep(1.0)  # connections are made; the baseline has no liveness to wait on
+        for _ in procs:  # every sender has started and connected (32 take a few seconds)
+            ready.get(timeout=120)
+        time.sleep(1.0)  # the connections are made; the baseline has no liveness to wait on
         go.set()
         warmup = 0.5
         t_start = time.monotonic() + warmup
