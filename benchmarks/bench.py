@@ -280,8 +280,15 @@ def scenarios(full: bool) -> List[Scenario]:
         if full:
             out.append(Scenario(f"raw-sat-{pname}-k1-hd", 1, HD, pattern, delivery="fifo"))
     out.append(Scenario("paced-raw-k8-vga-30fps", 8, VGA, 1, fps=30, delivery="fifo"))
+    if full:
+        out.append(Scenario("paced-raw-k8-vga-30fps-pubsub", 8, VGA, 2, fps=30, delivery="fifo"))
     out.append(Scenario("paced-jpeg-k4-hd-30fps", 4, HD, 1, fps=30, jpeg=True, baseline=False))
+    if full:
+        out.append(Scenario("paced-jpeg-k4-hd-30fps-pubsub", 4, HD, 2, fps=30, jpeg=True, baseline=False))
     out.append(Scenario("jpeg-sat-k4-vga-preencoded", 4, VGA, 1, jpeg=True, preencoded=True, baseline=False))
+    if full:  # senders flat out with no acknowledgement to pace them: see docs/performance.md
+        out.append(Scenario("jpeg-sat-k4-vga-preencoded-pubsub", 4, VGA, 2, jpeg=True, preencoded=True,
+                            baseline=False))
     out.append(Scenario("jpeg-sat-k4-vga-live", 4, VGA, 1, jpeg=True, baseline=False))
     out.append(Scenario("slow-consumer-k4-vga-latest", 4, VGA, 2, fps=30, consumer_fps=2, delivery="latest",
                         baseline=False, seconds=5))

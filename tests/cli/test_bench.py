@@ -1,0 +1,43 @@
+"""Smoke test of ``netgear bench``: a short run of one scenario with its two pyzmq baselines
+and one through the delaying proxy, checked through the JSON report (the speed itself is
+measured by the benchmark, not asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cli_helpers import ROOT, env
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_bench(tmp_path, only: str) -> list:
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--only", only, "--seconds", "0.5",
+                           "--json", str(out)], capture_output=True, text=True, timeout=100, cwd=ROOT, env=env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    assert [r["name"] for r in rows] == [only] * len(rows)
+    return rows
+
+
+def test_a_saturating_scenario_is_measured_next_to_both_baselines(tmp_path):
+    rows = run_bench(tmp_path, "raw-sat-reqrep-k1-vga")
+    assert [r["system"] for r in rows] == ["netgear", "zmq-pushpull", "zmq-reqrep"]
+    for row in rows:
+        assert row["frames"] > 0 and row["mbps"] > 0 and row["hub_cpu"] > 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"], row
+    best = max(r["mbps"] for r in rows[1:])
+    assert rows[0]["extra"]["ratio_vs_best_zmq"] == pytest.approx(rows[0]["mbps"] / best)
+    assert rows[0]["drops"] == 0  # REQ/REP fifo: back-pressure, never a drop
+
+
+def test_the_window_scenario_goes_through_the_delaying_proxy(tmp_path):
+    rows = run_bench(tmp_path, "rtt20ms-reqrep-k1-vga-inflight4")
+    assert [r["system"] for r in rows] == ["netgear"]
+    # 10 ms each way: no frame can arrive sooner than that after it was sent
+    assert rows[0]["frames"] > 0 and rows[0]["p50_ms"] >= 10, rows[0]
