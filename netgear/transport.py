@@ -65,6 +65,7 @@ _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
+_SRCFD = int(zmq.SRCFD)  # (the descriptor a message came in on: which connection)
 _SNDMORE = int(zmq.SNDMORE)
 #: parts at least this large go zero-copy (ZeroMQ reads the caller's buffer); smaller ones
 #: are copied, which costs less than the bookkeeping of a zero-copy send
@@ -142,7 +143,7 @@ def _identity_of(frame: Any) -> str:
 
 def _conn_of(frame: Any) -> Optional[int]:
     try:
-        return int(frame.get(zmq.SRCFD))
+        return int(frame.get(_SRCFD))
     except (zmq.ZMQError, AttributeError, TypeError, ValueError):
         return None
 
