@@ -88,6 +88,8 @@ class _Book:
     local_seq: int = 0
     #: a foreign sender: no heartbeats, so its liveness is its connection
     quiet: bool = False
+    #: its frames carry sequence numbers (native)
+    sequenced: bool = True
     pending: Deque[_Pending] = field(default_factory=collections.deque)
     last_ack: Optional[Tuple[int, List[Any]]] = None
     queue: Deque[Tuple[int, Packet]] = field(default_factory=collections.deque)
@@ -320,7 +322,10 @@ class Client:
     def _pop(self) -> Optional[Packet]:
         if not self._ready:
             return None
-        key = min(self._ready, key=lambda k: self._books[k].queue[0][0])
+        if len(self._ready) == 1:
+            key = next(iter(self._ready))
+        else:  # the oldest packet across servers
+            key = min(self._ready, key=lambda k: self._books[k].queue[0][0])
         book = self._books[key]
         _, packet = book.queue.popleft()
         if not book.queue:
@@ -534,14 +539,18 @@ class Client:
         key = (inc.port, msg.server_id)
         book = self._books.get(key)
         if book is None:
-            book = self._books[key] = _Book(topic=msg.topic, quiet=not formats.heartbeats(fmt))
+            book = self._books[key] = _Book(
+                topic=msg.topic, quiet=not formats.heartbeats(fmt), sequenced=formats.sequenced(fmt)
+            )
         if msg.kind == Kind.BYE:
             self._on_events(self._liveness.bye(inc.port, msg.server_id, now))
             self._drop_pending(key, book)
             self._reply(inc.port, inc.envelope, fmt, msg)  # vidgear waits for this answer
             return False
         first = self._liveness.state_of(inc.port, msg.server_id) is None
-        self._on_events(self._liveness.message(inc.port, msg.server_id, now, session=msg.session, conn=inc.conn))
+        events = self._liveness.message(inc.port, msg.server_id, now, session=msg.session, conn=inc.conn)
+        if events:  # (none from a server already alive: the usual case)
+            self._on_events(events)
         if first and book.quiet:
             self._liveness.hold(inc.port, msg.server_id, True)  # silence never counts against it
         book.topic = msg.topic
@@ -558,7 +567,7 @@ class Client:
 
     def _sequence(self, book: _Book, inc: Incoming, fmt: ModuleType, msg: Decoded) -> Optional[int]:
         """The frame's sequence number, or None for a resend (answered, not delivered)."""
-        if not formats.sequenced(fmt):
+        if not book.sequenced:
             book.local_seq += 1  # foreign formats carry none: the hub numbers their frames
             return book.local_seq
         if book.session == msg.session and book.last_seq is not None:
@@ -660,7 +669,7 @@ class Client:
         if parts is None:
             return
         book = self._books.get((port, msg.server_id))
-        if book is not None and formats.sequenced(fmt):
+        if book is not None and book.sequenced:
             book.last_ack = (msg.seq, parts)
         self._transport.reply(port, envelope, parts)
 
