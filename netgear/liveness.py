@@ -15,8 +15,8 @@ configured port, that port has a *port-level* entry (``server_id is None``) in
 Every state change goes through :data:`TRANSITIONS`, a table keyed by
 ``(state, observation)``; ``None`` as a state means "not known yet".  A pair missing from
 the table is never looked up: observations only select entries they apply to (a timeout
-only looks at ALIVE servers, a disconnect only at ALIVE servers on that connection, the
-grace only at EXPECTED ports).
+only looks at ALIVE servers, a disconnect only at ALIVE servers for which it was the last
+connection they were heard on, the grace only at EXPECTED ports).
 
 Deadlines
 ---------
@@ -67,7 +67,7 @@ class Obs(enum.Enum):
     MESSAGE = "message"  # a frame or heartbeat, same session as last seen (or first)
     NEW_SESSION = "new_session"  # a message whose session differs from the last seen one
     BYE = "bye"  # the server said goodbye
-    DISCONNECT = "disconnect"  # the connection its latest message came on dropped
+    DISCONNECT = "disconnect"  # the last connection it was heard on dropped
     TIMEOUT = "timeout"  # silent for the timeout while not held
     GRACE = "grace"  # a port still EXPECTED when the startup grace ran out
 
@@ -159,7 +159,7 @@ class _Entry:
         "quiet_since",
         "messages",
         "session",
-        "conn",
+        "conns",
         "reason",
         "holds",
     )
@@ -175,7 +175,9 @@ class _Entry:
         self.quiet_since = since
         self.messages = 0
         self.session: int | None = None
-        self.conn: int | None = None
+        # the connections (socket fds) it was heard on that have not been reported
+        # dropped: a reconnecting server is briefly on two, the dying one and the new one
+        self.conns: set[int] = set()
         self.reason: str | None = None
         self.holds = 0
 
@@ -304,8 +306,8 @@ class Liveness:
     ) -> list[Event]:
         """A frame or heartbeat from ``(port, server_id)`` arrived on connection ``conn``.
 
-        ``conn`` (the socket fd) is remembered per server, latest non-None wins.  The
-        common case (an ALIVE server, same session) is O(1) and returns ``[]``.
+        ``conn`` (the socket fd) joins the connections the server is known on, until
+        :meth:`disconnected` reports it dropped.  The common case (an ALIVE server, same session) is O(1) and returns ``[]``.
         """
         self._last_activity = now
         entry = self._servers.get((port, server_id))
@@ -314,7 +316,7 @@ class Liveness:
             entry.quiet_since = now
             entry.messages += 1
             if conn is not None:
-                entry.conn = conn
+                entry.conns.add(conn)
             return []
         return self._message_slow(port, server_id, now, session, conn, entry)
 
@@ -330,18 +332,23 @@ class Liveness:
     def disconnected(
         self, port: int, conn: int, now: float, *, spare: Collection[str] = ()
     ) -> list[Event]:
-        """Connection ``conn`` on ``port`` dropped: ALIVE servers last seen on it become GONE.
+        """Connection ``conn`` on ``port`` dropped: it is forgotten for every server heard on
+        it, and ALIVE servers it was the last known connection of become GONE.  A server
+        that already spoke on a newer connection (it reconnected, and the old one's end is
+        reported late) stays ALIVE.
 
         ``spare``: server ids not to judge by this drop, because their latest message may
         have come on a new connection that reuses the number ``conn`` (their silence
         timeout still applies).
         """
         self._last_activity = now
-        victims = [
-            entry
-            for entry in self._by_port.get(port, {}).values()
-            if entry.state is State.ALIVE and entry.conn == conn and entry.server_id not in spare
-        ]
+        victims = []
+        for entry in self._by_port.get(port, {}).values():
+            if conn not in entry.conns or entry.server_id in spare:
+                continue
+            entry.conns.discard(conn)
+            if entry.state is State.ALIVE and not entry.conns:
+                victims.append(entry)
         events: list[Event] = []
         for entry in sorted(victims, key=_server_key):
             events += self._apply(entry, Obs.DISCONNECT, now)
@@ -405,7 +412,7 @@ class Liveness:
         entry.messages += 1
         entry.session = session
         if conn is not None:
-            entry.conn = conn
+            entry.conns.add(conn)
         if not was_alive:
             events += self._duplicates_of(entry, now)
         return self._finish(events, now)

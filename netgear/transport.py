@@ -61,7 +61,6 @@ CONTROL_TOPIC = b"\x00"
 #: how many messages one socket may deliver per poll round before the others get a turn
 _BATCH = 64
 _NOBLOCK = int(zmq.NOBLOCK)
-_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
@@ -74,8 +73,8 @@ _ZERO_COPY_MIN = 65536
 
 def _send_parts(sock: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
     """``send_multipart(parts, flags, copy=False)`` without pyzmq's per-part checks and enum
-    arithmetic (the server's hot path). ZeroMQ takes a multipart message whole or not at
-    all: only the first part can raise ``zmq.Again``."""
+    arithmetic (every frame and every answer goes through here). ZeroMQ takes a multipart
+    message whole or not at all: only the first part can raise ``zmq.Again``."""
     last = len(parts) - 1
     for i, part in enumerate(parts):
         size = part.nbytes if hasattr(part, "nbytes") else len(part)  # (views, arrays; bytes)
@@ -390,11 +389,8 @@ class HubTransport:
         sock = self._sockets.get(port)
         if sock is None or self.pattern == 2:
             return False
-        frames = [*envelope, *parts]
         try:
-            for frame in frames[:-1]:
-                sock.send(frame, _NOBLOCK_MORE)
-            sock.send(frames[-1], _NOBLOCK)
+            _send_parts(sock, [*envelope, *parts], _NOBLOCK)
             return True
         except zmq.ZMQError:
             return False

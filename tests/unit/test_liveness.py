@@ -622,6 +622,29 @@ def test_disconnect_does_not_touch_gone_or_closed_servers() -> None:
     assert lv.disconnected(C, 3, 3.0) == []  # unknown port
 
 
+def test_a_reconnect_is_not_a_departure_when_the_old_connection_ends_late() -> None:
+    """A partition: the server times out on conn 7, comes back on conn 8, a late message
+    flushed on the dying conn 7 arrives, and only then is conn 7 reported dropped (the
+    flapping fault test caught this as an extra left/returned pair)."""
+    lv = make((A, B), timeout=1.5)  # (B expected: the stream does not end)
+    alive(lv, now=1.0, conn=7)
+    assert lv.tick(2.5) == [ev("left", A, "a", 2.5, "timeout")]
+    assert lv.message(A, "a", 3.0, conn=8) == [ev("returned", A, "a", 3.0)]
+    assert lv.message(A, "a", 3.1, conn=7) == []  # late, on the old connection
+    assert lv.disconnected(A, 7, 3.2) == []
+    assert lv.state_of(A, "a") is State.ALIVE
+    assert lv.disconnected(A, 8, 3.3) == [ev("left", A, "a", 3.3, "disconnected")]
+
+
+def test_a_dropped_connection_is_forgotten_even_for_a_gone_server() -> None:
+    lv = make((A, B), timeout=1.5)  # (B expected: the stream does not end)
+    alive(lv, now=1.0, conn=7)
+    lv.tick(2.5)  # gone by its silence, conn 7 still open
+    assert lv.disconnected(A, 7, 2.6) == []  # nothing to report: already gone
+    lv.message(A, "a", 3.0, conn=8)
+    assert lv.disconnected(A, 8, 4.0) == [ev("left", A, "a", 4.0, "disconnected")]
+
+
 def test_returning_on_a_new_conn_forgets_the_old_one() -> None:
     lv = make((A, B))
     gone(lv)  # was on conn 7
