@@ -15,7 +15,8 @@ price: up to 64 MiB of freed memory per malloc arena stays in the process. It is
 wide and cannot be undone, so it is applied once, by the first ``NetGear`` created with
 ``reuse_memory=True`` (the default), and never when the environment already sets glibc's
 own knobs (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_``) or
-the C library is not glibc.
+the C library is not glibc, or on 32-bit systems (where glibc caps the mmap threshold at
+512 KiB, smaller than a frame).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ _log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 TRIM_THRESHOLD = 64 << 20
-#: glibc's largest allowed mmap threshold: 4 MiB x sizeof(long)
-MMAP_THRESHOLD = (4 << 20) * ctypes.sizeof(ctypes.c_long)
+#: glibc's largest allowed mmap threshold on 64-bit (4 MiB x sizeof(long)); on 32-bit it is
+#: 512 KiB, below a 640x480 frame, so nothing is changed there
+MMAP_THRESHOLD = 32 << 20
 _ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 _lock = threading.Lock()
@@ -62,6 +64,9 @@ def _apply() -> bool:
         _log.debug("malloc settings left alone: the environment sets them")
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    if ctypes.sizeof(ctypes.c_void_p) < 8:
+        _log.debug("malloc settings left alone: 32-bit glibc caps the mmap threshold at 512 KiB")
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

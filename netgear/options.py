@@ -110,7 +110,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "custom_cert_location": ("both", "keys folder (`netgear keys generate`): this object's `<key_name>.key` / `.key_secret`, and a server's copy of the hub's public key"),
     "key_name": ("both", "name of this object's key pair in `custom_cert_location` (None: 'hub' for the hub, 'server' for a server)"),
     "hub_key": ("server", "name of the hub's public key file (`<hub_key>.key`) in `custom_cert_location`"),
-    "reuse_memory": ("both", "keep freed frame buffers in the process for the next frames instead of returning them to the OS (glibc; process-wide, set once: see docs/performance.md)"),
+    "reuse_memory": ("both", "keep freed frame buffers in the process for the next frames instead of returning them to the OS (64-bit glibc; process-wide, set once: see docs/performance.md)"),
     "authorized_keys": ("hub", "Ironhouse: folder of allowed server public keys (`*.key`; None: `<custom_cert_location>/authorized`); re-read by `reload_keys()`"),
 }
 
