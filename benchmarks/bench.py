@@ -24,6 +24,7 @@ import numpy as np
 
 from benchmarks.baseline import ZmqReceiver, zmq_sender
 from benchmarks.delay_proxy import DelayProxy
+from benchmarks.procstat import rss_mb
 
 CTX = mp.get_context("spawn")
 
@@ -59,15 +60,6 @@ class Result:
     hub_cpu: float = 0.0  # fraction of one core
     server_cpu: float = 0.0  # fraction of one core, all servers together
     extra: Dict[str, Any] = field(default_factory=dict)
-
-
-def _rss_mb() -> float:
-    """Resident memory of this (the hub's) process, in MB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _cpu() -> float:
@@ -170,7 +162,7 @@ def _measure_netgear(sc: Scenario, hub: Any) -> Result:
     ages: List[float] = []
     frames = nbytes = 0
     cpu0 = None
-    rss0 = _rss_mb()  # servers connected, before the first frame
+    rss0 = rss_mb()  # servers connected, before the first frame
     rss_max = rss0
     while True:
         now = time.monotonic()
@@ -193,7 +185,7 @@ def _measure_netgear(sc: Scenario, hub: Any) -> Result:
         if sc.consumer_fps:
             ages.append(latency * 1000)
             time.sleep(1.0 / sc.consumer_fps)
-            rss_max = max(rss_max, _rss_mb())
+            rss_max = max(rss_max, rss_mb())
     cpu = (_cpu() - (cpu0 if cpu0 is not None else _cpu())) / sc.seconds
     res = Result(sc.name, "netgear", frames, frames / sc.seconds, nbytes / sc.seconds / 1e6,
                  _pct(latencies, 50), _pct(latencies, 99), hub_cpu=cpu)

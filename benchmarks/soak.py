@@ -41,6 +41,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from benchmarks.netns import veth_setup
+from benchmarks.procstat import open_fds, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (240, 320, 3)
@@ -92,18 +93,6 @@ def serve(argv: List[str]) -> int:
 
 
 # ------------------------------------------------------------------------- measurements
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 class Hist:
