@@ -304,7 +304,8 @@ def codec_limits(shape: tuple) -> Dict[str, float]:
         codecs.encode_jpeg(frame, settings)
     t1 = time.perf_counter()
     for _ in range(n):
-        codecs.decode_jpeg(data, "BGR", shape, fastdct=True, fastupsample=False)
+        # decoded as the hub decodes the scenario's frames (the senders' default options)
+        codecs.decode_jpeg(data, "BGR", shape, fastdct=settings.fastdct, fastupsample=settings.fastupsample)
     t2 = time.perf_counter()
     return {"encode_s": (t1 - t0) / n, "decode_s": (t2 - t1) / n}
 

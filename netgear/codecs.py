@@ -44,7 +44,7 @@ class JpegSettings:
     colorspace: str = "BGR"
     quality: int = 90
     fastdct: bool = True
-    fastupsample: bool = True
+    fastupsample: bool = False
     subsampling: str = "420"
 
 
@@ -52,7 +52,7 @@ def jpeg_settings(
     compression: Any,
     quality: Any = 90,
     fastdct: Any = True,
-    fastupsample: Any = True,
+    fastupsample: Any = False,
     subsampling: Any = "420",
 ) -> Optional[JpegSettings]:
     """Validate NetGear's ``jpeg_compression*`` option values; ``None`` means raw frames.

@@ -129,7 +129,9 @@ class Server:
         """Send an already-encoded JPEG (from a camera's MJPEG stream, say) without decoding it.
 
         ``shape`` is the frame's shape once decoded; read from the JPEG header when omitted
-        (3 channels, or 2-D for ``colorspace="GRAY"``). Returns like :meth:`send`.
+        (3 channels, or 2-D for ``colorspace="GRAY"``). The hub decodes it the way this
+        server's ``jpeg_compression_fastdct`` / ``_fastupsample`` options say, whether or not
+        ``jpeg_compression`` is on. Returns like :meth:`send`.
         """
         import simplejpeg
 
@@ -140,7 +142,11 @@ class Server:
             height, width, _, _ = simplejpeg.decode_jpeg_header(view)
             channels = codecs.COLORSPACES[colorspace]
             shape = (height, width) if channels == 1 else (height, width, channels)
-        settings = self._jpeg or codecs.JpegSettings()
+        # how the hub should decode it: this server's jpeg_compression_fastdct/_fastupsample
+        opts = self._opts
+        settings = self._jpeg or codecs.JpegSettings(
+            fastdct=opts.jpeg_compression_fastdct, fastupsample=opts.jpeg_compression_fastupsample
+        )
         return self._send(
             None, Encoded("jpeg", view, colorspace, tuple(shape), settings.fastdct, settings.fastupsample), message
         )

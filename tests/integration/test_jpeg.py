@@ -92,6 +92,24 @@ def test_send_jpeg_is_decoded_by_a_decoding_hub(gears):
     close_to(packet.frame, frame)
 
 
+@pytest.mark.parametrize("fastdct,fastupsample", [(True, False), (False, True)])
+def test_send_jpeg_tells_the_hub_to_decode_as_the_server_options_say(gears, fastdct, fastupsample):
+    """A server without jpeg_compression still carries its jpeg_compression_fastdct and
+    _fastupsample options (defaults: True, False) in the header of pre-encoded frames."""
+    ctx = zmq.Context.instance()
+    router = gears.enter_context(ctx.socket(zmq.ROUTER))
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    server = open_server(gears, port, 1, jpeg_compression_fastdct=fastdct, jpeg_compression_fastupsample=fastupsample)
+    data = codecs.encode_jpeg(camera_frame(), codecs.JpegSettings())
+    server.send_jpeg(data)  # a window of frames in flight: returns before any answer
+    assert router.poll(10_000), "no frame reached the socket"
+    frames = router.recv_multipart()
+    got = native.decode(frames[2:], Limits(1 << 20, 64 << 20))
+    assert (got.encoded.fastdct, got.encoded.fastupsample) == (fastdct, fastupsample)
+    assert bytes(got.encoded.data) == data
+
+
 @pytest.mark.parametrize(
     "options,name",
     [
