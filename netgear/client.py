@@ -133,9 +133,8 @@ class _Decoders:
         with cond:
             dropped = 0
             if keep is not None:
-                waiting = sum(1 for j in queue if j.key == job.key)
-                if waiting > keep:
-                    excess = waiting - keep
+                excess = sum(1 for j in queue if j.key == job.key) - keep
+                if excess > 0:  # drop that server's oldest waiting jobs, keep the order
                     kept = []
                     for j in queue:
                         if j.key == job.key and dropped < excess:

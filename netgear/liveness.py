@@ -307,7 +307,8 @@ class Liveness:
         """A frame or heartbeat from ``(port, server_id)`` arrived on connection ``conn``.
 
         ``conn`` (the socket fd) joins the connections the server is known on, until
-        :meth:`disconnected` reports it dropped.  The common case (an ALIVE server, same session) is O(1) and returns ``[]``.
+        :meth:`disconnected` reports it dropped.  The common case (an ALIVE server, same
+        session) is O(1) and returns ``[]``.
         """
         self._last_activity = now
         entry = self._servers.get((port, server_id))
