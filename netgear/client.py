@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple
 
 from . import codecs
 from .errors import ClosedError, ProtocolError, RecvTimeout
@@ -107,19 +107,24 @@ class _Job:
 
 
 class _Decoders:
-    """Decoder threads. A server is always served by the same thread, so its frames stay
-    in order; different servers decode in parallel. Each thread has its own queue and
-    condition, so queuing a job wakes exactly the thread that will do it."""
+    """Decoder threads sharing one queue. A server's frames are decoded one at a time and in
+    order; any idle thread takes the oldest frame of a server nobody is decoding, so the
+    threads stay busy whatever the mix of servers (three cameras on two threads, one of
+    them sending 1080p) and no frame waits behind another server's backlog while a thread
+    is free."""
 
     def __init__(self, count: int, done: Callable[[_Job, Any, Optional[ProtocolError]], None], name: str) -> None:
         self._done = done
-        self._lock = threading.Lock()
-        self._queues: List[Deque[_Job]] = [collections.deque() for _ in range(count)]
-        self._conds = [threading.Condition() for _ in range(count)]
-        self._assigned: Dict[Key, int] = {}
+        self._cond = threading.Condition(threading.Lock())
+        #: frames waiting, per server, oldest first, each with its arrival number
+        self._waiting: Dict[Key, Deque[Tuple[int, _Job]]] = {}
+        #: servers with frames waiting and no thread decoding them: the threads' choice
+        self._ready: Dict[Key, None] = {}
+        self._busy: Set[Key] = set()  # servers being decoded
+        self._arrivals = itertools.count()
         self._closed = False
         self._threads = [
-            threading.Thread(target=self._work, args=(i,), name=f"{name}-decode{i}", daemon=True) for i in range(count)
+            threading.Thread(target=self._work, name=f"{name}-decode{i}", daemon=True) for i in range(count)
         ]
         for thread in self._threads:
             thread.start()
@@ -127,35 +132,49 @@ class _Decoders:
     def submit(self, job: _Job, keep: Optional[int]) -> int:
         """Queue ``job`` behind at most ``keep`` of that server's jobs not yet started (the
         oldest others are dropped; ``None``: no bound). Returns how many were dropped."""
-        with self._lock:
-            index = self._assigned.setdefault(job.key, len(self._assigned) % len(self._queues))
-        queue, cond = self._queues[index], self._conds[index]
-        with cond:
+        with self._cond:
+            waiting = self._waiting.get(job.key)
+            if waiting is None:
+                waiting = self._waiting[job.key] = collections.deque()
             dropped = 0
             if keep is not None:
-                excess = sum(1 for j in queue if j.key == job.key) - keep
-                if excess > 0:  # drop that server's oldest waiting jobs, keep the order
-                    kept = []
-                    for j in queue:
-                        if j.key == job.key and dropped < excess:
-                            dropped += 1
-                        else:
-                            kept.append(j)
-                    queue.clear()
-                    queue.extend(kept)
-            queue.append(job)
-            cond.notify()
+                while len(waiting) > keep:
+                    waiting.popleft()
+                    dropped += 1
+            waiting.append((next(self._arrivals), job))
+            if job.key not in self._busy:
+                self._ready[job.key] = None
+                self._cond.notify()
             return dropped
 
-    def _work(self, index: int) -> None:
-        queue, cond = self._queues[index], self._conds[index]
+    def _take(self) -> Optional[_Job]:
+        """Under the lock: the oldest waiting frame of a server nobody decodes, or None."""
+        if not self._ready:
+            return None
+        if len(self._ready) == 1:
+            key = next(iter(self._ready))
+        else:
+            key = min(self._ready, key=lambda k: self._waiting[k][0][0])
+        del self._ready[key]
+        self._busy.add(key)
+        return self._waiting[key].popleft()[1]
+
+    def _work(self) -> None:
+        job: Optional[_Job] = None
         while True:
-            with cond:
-                while not queue and not self._closed:
-                    cond.wait()
+            with self._cond:
+                if job is not None:  # that server may go on with its next frame
+                    self._busy.discard(job.key)
+                    if self._waiting[job.key]:
+                        self._ready[job.key] = None
+                job = self._take()
+                while job is None and not self._closed:
+                    self._cond.wait()
+                    job = self._take()
                 if self._closed:
                     return
-                job = queue.popleft()
+                if self._ready:  # more than this thread can take: another may be idle
+                    self._cond.notify()
             try:
                 enc = job.encoded
                 image = codecs.decode_jpeg(
@@ -168,10 +187,9 @@ class _Decoders:
                 self._done(job, None, ProtocolError("internal", repr(exc)))
 
     def close(self, timeout: float) -> None:
-        self._closed = True
-        for cond in self._conds:
-            with cond:
-                cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))

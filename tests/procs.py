@@ -48,8 +48,10 @@ def serve(
     close: bool = True,
     multiserver: bool = True,
     options: Optional[Dict[str, Any]] = None,
+    before_go: int = 0,
 ) -> None:
-    """Connect, wait for ``go``, send ``frames`` frames, then idle until ``stop``, then close."""
+    """Connect, send ``before_go`` frames, wait for ``go``, send ``frames`` frames, then idle
+    until ``stop``, then close."""
     from netgear import NetGear
 
     gear = NetGear(
@@ -60,6 +62,8 @@ def serve(
         **(options or {}),
     )
     try:
+        for i in range(before_go):
+            gear.send(make_frame(i, shape, dtype, salt))
         if go is not None:
             go.wait(30)
         for i in range(frames):

@@ -4,6 +4,7 @@ JPEG headers, parallel decoding keeping each server's order."""
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -182,6 +183,56 @@ def test_parallel_decoding_keeps_each_servers_order(procs, gears):
     snap = hub.snapshot()
     assert sum(s.frames for s in snap.servers) == count * servers
     assert all(sum(p.rejected.values()) == 0 for p in snap.ports)
+
+
+def test_any_idle_decoder_thread_takes_any_servers_frame(procs, gears, monkeypatch):
+    """Frames of two servers are decoded at the same time whichever servers came and went
+    before them (a server is not tied to one thread: X and Y below would have shared one
+    under a fixed server-to-thread assignment), and one server's frames never are."""
+    spans = []  # (shape, start, end) of every decode, from the hub's decoder threads
+    real = codecs.decode_jpeg
+
+    def timed(data, colorspace, shape, **kw):
+        start = time.monotonic()
+        try:
+            return real(data, colorspace, shape, **kw)
+        finally:
+            spans.append((tuple(shape), start, time.monotonic()))
+
+    monkeypatch.setattr(codecs, "decode_jpeg", timed)
+    hub = open_hub(gears, [0] * 3, 1, decode_threads=2)
+    count, x_shape, y_shape = 30, (240, 320, 3), (248, 320, 3)
+    go = CTX.Event()
+
+    def start(port, frames, shape, before_go=0):
+        procs.append(CTX.Process(
+            target=serve, args=(port, 1, frames), daemon=True,
+            kwargs={"go": go, "shape": shape, "before_go": before_go, "options": {"jpeg_compression": True}},
+        ))
+        procs[-1].start()
+
+    start(hub.ports[0], count, x_shape, before_go=1)  # X: one frame now, the rest later
+    assert hub.recv_packet(timeout=20).port == hub.ports[0]
+    start(hub.ports[1], 0, (48, 64, 3), before_go=1)  # W: one frame, then silent
+    assert hub.recv_packet(timeout=20).port == hub.ports[1]
+    start(hub.ports[2], count, y_shape)  # Y
+    wait_alive(hub, 3)
+    go.set()
+    seen = {hub.ports[0]: [], hub.ports[2]: []}
+    for _ in range(2 * count):
+        packet = hub.recv_packet(timeout=20)
+        seen[packet.port].append(packet.seq)
+    assert seen[hub.ports[0]] == list(range(2, count + 2)) and seen[hub.ports[2]] == list(range(1, count + 1))
+    xs = [(a, b) for shape, a, b in spans if shape == x_shape]
+    ys = [(a, b) for shape, a, b in spans if shape == y_shape]
+    assert len(xs) == count + 1 and len(ys) == count
+
+    def overlap(p, q):
+        return p[0] < q[1] and q[0] < p[1]
+
+    assert any(overlap(x, y) for x in xs for y in ys), "X's and Y's frames were never decoded at the same time"
+    for own in (xs, ys):
+        assert not any(overlap(p, q) for i, p in enumerate(own) for q in own[i + 1:]), "one server decoded twice at once"
 
 
 def test_topic_frame_is_exact(gears):
