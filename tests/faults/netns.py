@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -50,12 +50,13 @@ import numpy as np
 from netgear import NetGear
 address, port, pattern, fps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 options = ast.literal_eval(sys.argv[5])
+shape = ast.literal_eval(sys.argv[6])
 stop = threading.Event()
 def watch_stdin():
     sys.stdin.read()
     stop.set()
 threading.Thread(target=watch_stdin, daemon=True).start()
-frame = np.zeros((24, 32, 3), np.uint8)
+frame = np.zeros(shape, np.uint8)
 period = 1.0 / fps
 with NetGear(address=address, port=port, pattern=pattern, multiserver_mode=True, **options) as gear:
     i = 0
@@ -134,6 +135,19 @@ class VethNamespace:
             ip(*args)
         return self
 
+    def limit(self, mbit: float) -> None:
+        """Make the link from the namespace to the hub a ``mbit`` Mbit/s one (a token bucket
+        on the namespace's end of the veth pair, with 50 ms of queue: a congested Wi-Fi
+        uplink). The way back stays fast."""
+        ip("-n", self.name, "link", "set", self.ns_if, "mtu", "1500")
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.name, "tc", "qdisc", "replace", "dev", self.ns_if, "root", "tbf",
+             "rate", f"{mbit}mbit", "burst", "16kb", "latency", "50ms"],
+            capture_output=True, text=True, timeout=10,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot shape a link here (`tc qdisc ... tbf` failed: {done.stderr.strip()})")
+
     # -- the partition -----------------------------------------------------------------
     def cut(self) -> None:
         """Drop every packet between the two ends, both ways, established connections too."""
@@ -188,9 +202,12 @@ def start_server(
     fps: float = 30.0,
     ns: Optional[VethNamespace] = None,
     options: Optional[Dict[str, Any]] = None,
+    shape: Tuple[int, ...] = (24, 32, 3),
 ) -> subprocess.Popen:
-    """A streaming server process connecting to ``address:port`` (in ``ns`` if given)."""
-    argv = [sys.executable, "-c", SERVER, address, str(port), str(pattern), str(fps), repr(options or {})]
+    """A streaming server process connecting to ``address:port`` (in ``ns`` if given),
+    sending raw frames of ``shape``."""
+    argv = [sys.executable, "-c", SERVER, address, str(port), str(pattern), str(fps), repr(options or {}),
+            repr(tuple(shape))]
     if ns is not None:
         argv = ["ip", "netns", "exec", ns.name, *argv]
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -98,6 +98,8 @@ def test_refused_reasons_are_explanations():
         ("max_message_bytes", 100),
         ("max_frame_bytes", 2.0),
         ("send_hwm", 0),
+        ("send_buffer", -1),
+        ("send_buffer", 1.5),
         ("topic", ["a"]),
         ("topic", ""),
         ("topic", "a\x00b"),
