@@ -6,6 +6,7 @@ shared and noisy, so only ratios measured side by side mean anything).
     python -m benchmarks.bench                 # the quick suite (a few minutes)
     python -m benchmarks.bench --full          # every scenario of docs/performance.md
     python -m benchmarks.bench --only paced    # scenarios whose name contains "paced"
+    python -m benchmarks.bench --only raw-sat --repeat 3   # each 3 times, with medians
     netgear bench ...                          # the same, from the command line
 """
 
@@ -334,30 +335,71 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--full", action="store_true", help="every scenario (slower)")
     parser.add_argument("--only", default=None, help="run scenarios whose name contains this")
     parser.add_argument("--seconds", type=float, default=None, help="measurement window per run")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each scenario N times, netgear and baselines in turn, and add a line "
+                             "with the medians (a noisy host moves single runs by tens of percent)")
     parser.add_argument("--json", default=None, help="also write results to this file")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     results: List[Dict[str, Any]] = []
     for sc in scenarios(args.full):
         if args.only and args.only not in sc.name:
             continue
         if args.seconds:
             sc = Scenario(**{**asdict(sc), "seconds": args.seconds})
-        before = codec_limits(sc.shape) if sc.jpeg and not sc.fps else None
-        rows = [run_netgear(sc)]
-        _annotate(sc, rows[0], before)
-        if sc.baseline:
-            kinds = ("reqrep",) if sc.delay else ("pushpull", "reqrep")
-            rows += [run_baseline(sc, kind) for kind in kinds]
-            best = max(r.mbps for r in rows[1:]) or float("nan")
-            rows[0].extra["ratio_vs_best_zmq"] = rows[0].mbps / best
-            rows[0].extra["cpu_ratio_vs_zmq"] = rows[0].hub_cpu / max(1e-9, min(r.hub_cpu for r in rows[1:]))
-        for r in rows:
-            print(_line(r), flush=True)
-            results.append(asdict(r))
+        runs = []
+        for i in range(args.repeat):
+            rows = _run_once(sc)
+            if args.repeat > 1:
+                for r in rows:
+                    r.extra["repeat"] = i + 1
+            for r in rows:
+                print(_line(r), flush=True)
+                results.append(asdict(r))
+            runs.append(rows[0])
+        if args.repeat > 1:
+            summary = _median_of(runs)
+            print(_line(summary), flush=True)
+            results.append(asdict(summary))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)
     return 0
+
+
+def _run_once(sc: Scenario) -> List[Result]:
+    """netgear, then its baselines, for one scenario: netgear's row carries the ratios."""
+    before = codec_limits(sc.shape) if sc.jpeg and not sc.fps else None
+    rows = [run_netgear(sc)]
+    _annotate(sc, rows[0], before)
+    if sc.baseline:
+        kinds = ("reqrep",) if sc.delay else ("pushpull", "reqrep")
+        rows += [run_baseline(sc, kind) for kind in kinds]
+        best = max(r.mbps for r in rows[1:]) or float("nan")
+        rows[0].extra["ratio_vs_best_zmq"] = rows[0].mbps / best
+        rows[0].extra["cpu_ratio_vs_zmq"] = rows[0].hub_cpu / max(1e-9, min(r.hub_cpu for r in rows[1:]))
+    return rows
+
+
+def _median_of(runs: List[Result]) -> Result:
+    """netgear's medians over repeated runs; each ratio's median, min and max (each ratio
+    was taken against the baseline measured right after that run)."""
+    def med(values: List[float]) -> float:
+        return float(np.median(values))
+
+    out = Result(runs[0].name, f"median of {len(runs)}", int(med([r.frames for r in runs])),
+                 med([r.fps for r in runs]), med([r.mbps for r in runs]), med([r.p50_ms for r in runs]),
+                 med([r.p99_ms for r in runs]), int(med([r.drops for r in runs])), med([r.hub_cpu for r in runs]),
+                 med([r.server_cpu for r in runs]))
+    for key in runs[0].extra:
+        if key == "repeat":
+            continue
+        values = [r.extra[key] for r in runs if key in r.extra]
+        out.extra[key] = med(values)
+        if key.startswith(("ratio", "cpu_ratio")):
+            out.extra[f"{key}_min"], out.extra[f"{key}_max"] = min(values), max(values)
+    return out
 
 
 def _line(r: Result) -> str:

@@ -127,8 +127,8 @@ def _port(text: str) -> int:
 
 def _quality(text: str) -> int:
     value = _positive(int)(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"JPEG quality is 1..100, got {value}")
+    if not 10 <= value <= 100:  # the core's jpeg_compression_quality range
+        raise argparse.ArgumentTypeError(f"JPEG quality is 10..100, got {value}")
     return value
 
 
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames per second (default: 30 synthetic/folder, the file's own rate, camera's)")
     codec = serve.add_mutually_exclusive_group()
     codec.add_argument("--jpeg-quality", type=_quality, default=None, metavar="Q",
-                       help="send JPEG-compressed frames of quality Q (needs JPEG support in the core)")
+                       help="send JPEG-compressed frames of quality Q (10-100; the hub decodes them)")
     codec.add_argument("--raw", action="store_true", help="send raw frames, bit-exact (the default)")
     serve.add_argument("--topic", default=None, help="topic to publish under (default: the port)")
     serve.add_argument("--id", dest="server_id", default=None, help="server id (default host:pid)")

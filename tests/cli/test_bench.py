@@ -41,3 +41,25 @@ def test_the_window_scenario_goes_through_the_delaying_proxy(tmp_path):
     assert [r["system"] for r in rows] == ["netgear"]
     # 10 ms each way: no frame can arrive sooner than that after it was sent
     assert rows[0]["frames"] > 0 and rows[0]["p50_ms"] >= 10, rows[0]
+
+
+def test_repeat_adds_the_medians_of_the_runs(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--only", "raw-sat-reqrep-k1-vga", "--seconds",
+                           "0.3", "--repeat", "2", "--json", str(out)], capture_output=True, text=True, timeout=110,
+                          cwd=ROOT, env=env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    assert [r["system"] for r in rows] == ["netgear", "zmq-pushpull", "zmq-reqrep"] * 2 + ["median of 2"]
+    runs, summary = [r for r in rows if r["system"] == "netgear"], rows[-1]
+    assert [r["extra"]["repeat"] for r in runs] == [1, 2]
+    ratios = sorted(r["extra"]["ratio_vs_best_zmq"] for r in runs)
+    assert summary["extra"]["ratio_vs_best_zmq"] == pytest.approx(sum(ratios) / 2)
+    assert (summary["extra"]["ratio_vs_best_zmq_min"], summary["extra"]["ratio_vs_best_zmq_max"]) == tuple(ratios)
+    assert summary["fps"] == pytest.approx(sum(r["fps"] for r in runs) / 2)
+
+
+def test_repeat_below_one_is_a_usage_error():
+    done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--repeat", "0"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=env())
+    assert done.returncode == 2 and "--repeat must be at least 1" in done.stderr
