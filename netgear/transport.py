@@ -478,6 +478,9 @@ class ServerTransport:
             # out is paced by the hub instead of burning the CPU on frames that vanish.
             sock.setsockopt(zmq.XPUB_NODROP, 1)
             sock.setsockopt(zmq.SNDTIMEO, int(self._opts.publish_wait * 1000))
+            # And queue only for a live connection: while the hub is unreachable nothing
+            # piles up to be replayed, stale, when the network heals.
+            sock.setsockopt(zmq.IMMEDIATE, 1)
             # Frames waiting in the kernel are frames a live display will get late: on a link
             # slower than the camera, the autotuned buffer grows to hold about a second of
             # them (see docs/performance.md, "A congested link"); 128 KiB keeps it to a frame
@@ -485,9 +488,6 @@ class ServerTransport:
             # at about twice that: 25 MB/s at 10 ms of round trip).
             if self._opts.send_buffer:
                 sock.setsockopt(zmq.SNDBUF, self._opts.send_buffer)
-            # And queue only for a live connection: while the hub is unreachable nothing
-            # piles up to be replayed, stale, when the network heals.
-            sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         # back-off capped at half a second, and a connection attempt stuck in a dead network
         # abandoned after half a second (else the kernel's SYN back-off, 1 s, 2 s, 4 s ...,
