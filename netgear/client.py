@@ -8,8 +8,9 @@ wait for a busy consumer for long. Whoever polls recognises each message's wire 
 (netgear's own, vidgear's, imagezmq's), validates it (outside the lock), then, under one
 condition lock, feeds the liveness machine, files the packet in its server's queue, answers
 REQ/REP requests and wakes other consumers. JPEG frames go to a small pool of decoder
-threads (one per server at a time, so each server's order is kept, several servers in
-parallel; the codec releases the GIL). A waiting hub costs no CPU: pollers block in the
+threads sharing one queue (under ``fifo`` one server's frames decode on several threads
+and are filed back in arrival order; under ``latest`` one at a time; several servers in
+parallel either way; the codec releases the GIL). A waiting hub costs no CPU: pollers block in the
 poll, other threads on conditions. Malformed messages are dropped and counted per port;
 nothing a peer sends can stop the loop.
 
@@ -30,7 +31,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from . import codecs
 from .errors import ClosedError, ProtocolError, RecvTimeout
@@ -93,6 +94,8 @@ class _Book:
     pending: Deque[_Pending] = field(default_factory=collections.deque)
     last_ack: Optional[Tuple[int, List[Any]]] = None
     queue: Deque[Tuple[int, Packet]] = field(default_factory=collections.deque)
+    #: JPEG frames given to the decoders and not filed yet, in arrival order
+    decodes: Deque["_Job"] = field(default_factory=collections.deque)
 
 
 @dataclass
@@ -104,23 +107,31 @@ class _Job:
     encoded: Any
     fastdct: bool
     fastupsample: bool
+    #: set by the decoder thread; the frame is filed once every earlier one of its server is
+    done: bool = False
+    image: Any = None
+    error: Optional[ProtocolError] = None
 
 
 class _Decoders:
-    """Decoder threads sharing one queue. A server's frames are decoded one at a time and in
-    order; any idle thread takes the oldest frame of a server nobody is decoding, so the
-    threads stay busy whatever the mix of servers (three cameras on two threads, one of
-    them sending 1080p) and no frame waits behind another server's backlog while a thread
-    is free."""
+    """Decoder threads sharing one queue. Any idle thread takes the oldest waiting frame of
+    a server that may take one more thread: with ``spread`` (``fifo``), as many of a
+    server's frames decode at once as there are threads, so one high-resolution camera
+    uses them all (the hub files them back in order); without it (``latest``, where an
+    older frame would only be replaced), one at a time. Either way the threads stay busy
+    whatever the mix of servers (three cameras on two threads, servers that come and go)."""
 
     def __init__(self, count: int, done: Callable[[_Job, Any, Optional[ProtocolError]], None], name: str) -> None:
         self._done = done
+        self._count = count
         self._cond = threading.Condition(threading.Lock())
         #: frames waiting, per server, oldest first, each with its arrival number
         self._waiting: Dict[Key, Deque[Tuple[int, _Job]]] = {}
-        #: servers with frames waiting and no thread decoding them: the threads' choice
+        #: how many threads decode each server's frames now, and may at most
+        self._busy: Dict[Key, int] = {}
+        self._limit: Dict[Key, int] = {}
+        #: servers with frames waiting and room for one more thread: the threads' choice
         self._ready: Dict[Key, None] = {}
-        self._busy: Set[Key] = set()  # servers being decoded
         self._arrivals = itertools.count()
         self._closed = False
         self._threads = [
@@ -129,42 +140,47 @@ class _Decoders:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: _Job, keep: Optional[int]) -> int:
+    def submit(self, job: _Job, keep: Optional[int], spread: bool = False) -> List[_Job]:
         """Queue ``job`` behind at most ``keep`` of that server's jobs not yet started (the
-        oldest others are dropped; ``None``: no bound). Returns how many were dropped."""
+        oldest others are dropped and returned; ``None``: no bound)."""
         with self._cond:
-            waiting = self._waiting.get(job.key)
+            key = job.key
+            waiting = self._waiting.get(key)
             if waiting is None:
-                waiting = self._waiting[job.key] = collections.deque()
-            dropped = 0
+                waiting = self._waiting[key] = collections.deque()
+                self._busy[key] = 0
+            self._limit[key] = self._count if spread else 1
+            dropped = []
             if keep is not None:
                 while len(waiting) > keep:
-                    waiting.popleft()
-                    dropped += 1
+                    dropped.append(waiting.popleft()[1])
             waiting.append((next(self._arrivals), job))
-            if job.key not in self._busy:
-                self._ready[job.key] = None
+            if self._busy[key] < self._limit[key]:
+                self._ready[key] = None
                 self._cond.notify()
             return dropped
 
     def _take(self) -> Optional[_Job]:
-        """Under the lock: the oldest waiting frame of a server nobody decodes, or None."""
+        """Under the lock: the oldest waiting frame of a server with room for a thread."""
         if not self._ready:
             return None
         if len(self._ready) == 1:
             key = next(iter(self._ready))
         else:
             key = min(self._ready, key=lambda k: self._waiting[k][0][0])
-        del self._ready[key]
-        self._busy.add(key)
-        return self._waiting[key].popleft()[1]
+        waiting = self._waiting[key]
+        job = waiting.popleft()[1]
+        self._busy[key] += 1
+        if not waiting or self._busy[key] >= self._limit[key]:
+            del self._ready[key]
+        return job
 
     def _work(self) -> None:
         job: Optional[_Job] = None
         while True:
             with self._cond:
-                if job is not None:  # that server may go on with its next frame
-                    self._busy.discard(job.key)
+                if job is not None:  # that server has room for a thread again
+                    self._busy[job.key] -= 1
                     if self._waiting[job.key]:
                         self._ready[job.key] = None
                 job = self._take()
@@ -640,11 +656,13 @@ class Client:
                 keep = None  # bounded by the acknowledgements held back
             else:
                 keep = max(0, self._opts.queue_size - len(book.queue) - 1)
-            replaced = self._decoders.submit(
-                _Job(key, packet, msg.encoded, msg.encoded.fastdct, msg.encoded.fastupsample), keep
-            )
-            book.decoding += 1 - replaced
-            book.dropped += replaced
+            job = _Job(key, packet, msg.encoded, msg.encoded.fastdct, msg.encoded.fastupsample)
+            book.decodes.append(job)  # (a decoder that finishes it first waits for this lock)
+            replaced = self._decoders.submit(job, keep, spread=not self._latest)
+            for old in replaced:
+                book.decodes.remove(old)
+            book.decoding += 1 - len(replaced)
+            book.dropped += len(replaced)
             return False
         self._file(key, book, packet)
         return True
@@ -653,12 +671,17 @@ class Client:
         """Called by a decoder thread."""
         with self._cond:
             book = self._books[job.key]
-            book.decoding -= 1
-            if error is not None:
-                self._rejected[job.key[0]][error.reason] += 1
-                self._log.debug("port %s: dropped a JPEG frame (%s)", job.key[0], error)
-            else:
-                self._file(job.key, book, dataclasses.replace(job.packet, frame=image))
+            job.done, job.image, job.error = True, image, error
+            # filed in arrival order: a frame decoded ahead of an earlier one waits for it
+            while book.decodes and book.decodes[0].done:
+                first = book.decodes.popleft()
+                book.decoding -= 1
+                if first.error is not None:
+                    self._rejected[first.key[0]][first.error.reason] += 1
+                    self._log.debug("port %s: dropped a JPEG frame (%s)", first.key[0], first.error)
+                else:
+                    self._file(first.key, book, dataclasses.replace(first.packet, frame=first.image))
+                first.image = None
             if book.pending and not self._bidirectional and self._has_room(book):
                 self._command("release", job.key, 0, NO_MESSAGE)
             self._cond.notify_all()

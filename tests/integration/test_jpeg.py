@@ -188,18 +188,8 @@ def test_parallel_decoding_keeps_each_servers_order(procs, gears):
 def test_any_idle_decoder_thread_takes_any_servers_frame(procs, gears, monkeypatch):
     """Frames of two servers are decoded at the same time whichever servers came and went
     before them (a server is not tied to one thread: X and Y below would have shared one
-    under a fixed server-to-thread assignment), and one server's frames never are."""
-    spans = []  # (shape, start, end) of every decode, from the hub's decoder threads
-    real = codecs.decode_jpeg
-
-    def timed(data, colorspace, shape, **kw):
-        start = time.monotonic()
-        try:
-            return real(data, colorspace, shape, **kw)
-        finally:
-            spans.append((tuple(shape), start, time.monotonic()))
-
-    monkeypatch.setattr(codecs, "decode_jpeg", timed)
+    under a fixed server-to-thread assignment)."""
+    spans = time_decodes(monkeypatch)
     hub = open_hub(gears, [0] * 3, 1, decode_threads=2)
     count, x_shape, y_shape = 30, (240, 320, 3), (248, 320, 3)
     go = CTX.Event()
@@ -231,8 +221,53 @@ def test_any_idle_decoder_thread_takes_any_servers_frame(procs, gears, monkeypat
         return p[0] < q[1] and q[0] < p[1]
 
     assert any(overlap(x, y) for x in xs for y in ys), "X's and Y's frames were never decoded at the same time"
-    for own in (xs, ys):
-        assert not any(overlap(p, q) for i, p in enumerate(own) for q in own[i + 1:]), "one server decoded twice at once"
+
+
+def time_decodes(monkeypatch) -> list:
+    """Record (shape, start, end) of every decode the hub's decoder threads make."""
+    spans = []
+    real = codecs.decode_jpeg
+
+    def timed(data, colorspace, shape, **kw):
+        start = time.monotonic()
+        try:
+            return real(data, colorspace, shape, **kw)
+        finally:
+            spans.append((tuple(shape), start, time.monotonic()))
+
+    monkeypatch.setattr(codecs, "decode_jpeg", timed)
+    return spans
+
+
+@pytest.mark.parametrize("delivery", ["fifo", "latest"])
+def test_one_servers_frames_decode_on_every_thread_and_arrive_in_order(procs, gears, monkeypatch, delivery):
+    """fifo: one server's frames are decoded by several threads at once (one camera can
+    use them all) and still reach the consumer in order, each with its own content.
+    latest: one at a time, since an older frame would only be replaced."""
+    spans = time_decodes(monkeypatch)
+    hub = open_hub(gears, 0, 1, decode_threads=2, delivery=delivery)
+    count, shape = 40, (240, 320, 3)
+    go = CTX.Event()
+    procs.append(CTX.Process(
+        target=serve, args=(hub.ports[0], 1, count), daemon=True,
+        kwargs={"go": go, "shape": shape, "messages": list(range(count)), "options": {"jpeg_compression": True}},
+    ))
+    procs[-1].start()
+    wait_alive(hub, 1)
+    go.set()
+    got = []
+    while not got or got[-1] != count - 1:
+        packet = hub.recv_packet(timeout=20)
+        close_to(packet.frame, make_frame(packet.message, shape), bound=60.0)  # noise: JPEG's worst case
+        got.append(packet.message)
+    pairs = [(p, q) for i, p in enumerate(spans) for q in spans[i + 1:]]
+    concurrent = any(p[1] < q[2] and q[1] < p[2] for p, q in pairs)
+    if delivery == "fifo":
+        assert got == list(range(count))
+        assert concurrent, "one server's frames were never decoded at the same time"
+    else:
+        assert got == sorted(set(got)) and len(got) + hub.snapshot().server(hub.ports[0]).dropped == count
+        assert not concurrent, "one server's frames were decoded at the same time under latest"
 
 
 def test_topic_frame_is_exact(gears):
