@@ -279,6 +279,8 @@ def scenarios(full: bool) -> List[Scenario]:
     if full:
         out.append(Scenario("paced-jpeg-k4-hd-30fps-pubsub", 4, HD, 2, fps=30, jpeg=True, baseline=False))
     out.append(Scenario("jpeg-sat-k4-vga-preencoded", 4, VGA, 1, jpeg=True, preencoded=True, baseline=False))
+    if full:  # one camera: its frames decode on every thread (fifo), filed back in order
+        out.append(Scenario("jpeg-sat-k1-hd-preencoded", 1, HD, 1, jpeg=True, preencoded=True, baseline=False))
     if full:  # senders flat out with no acknowledgement to pace them: see docs/performance.md
         out.append(Scenario("jpeg-sat-k4-vga-preencoded-pubsub", 4, VGA, 2, jpeg=True, preencoded=True,
                             baseline=False))
