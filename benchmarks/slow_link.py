@@ -99,12 +99,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("needs root (ip netns, tc)", file=sys.stderr)
         return 2
     host_if, ns_if = f"ngslh{os.getpid() % 100000}", f"ngsln{os.getpid() % 100000}"
-    _ip("netns", "add", NAME)
+    try:
+        _ip("netns", "add", NAME)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"cannot make a network namespace (ip netns add): {exc}", file=sys.stderr)
+        return 2
     try:
         for step in veth_setup(NAME, host_if, ns_if, HUB_IP, SERVER_IP):
             _ip(*step)
-        subprocess.run(["ip", "netns", "exec", NAME, "tc", "qdisc", "replace", "dev", ns_if, "root", "tbf",
-                        "rate", f"{args.mbit}mbit", "burst", "16kb", "latency", "50ms"], check=True, timeout=10)
+        shaped = subprocess.run(["ip", "netns", "exec", NAME, "tc", "qdisc", "replace", "dev", ns_if, "root", "tbf",
+                                 "rate", f"{args.mbit}mbit", "burst", "16kb", "latency", "50ms"],
+                                capture_output=True, text=True, timeout=10)
+        if shaped.returncode != 0:
+            print(f"cannot shape the link (tc qdisc ... tbf): {shaped.stderr.strip()}", file=sys.stderr)
+            return 2
         print(f"PUB/SUB, 640x480 JPEG at 30 fps over a {args.mbit:g} Mbit/s link")
         for name, options in CONFIGS:
             r = measure(name, options, args.seconds, 3.0)
