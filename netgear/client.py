@@ -10,8 +10,8 @@ condition lock, feeds the liveness machine, files the packet in its server's que
 REQ/REP requests and wakes other consumers. JPEG frames go to a small pool of decoder
 threads sharing one queue (under ``fifo`` one server's frames decode on several threads
 and are filed back in arrival order; under ``latest`` one at a time; several servers in
-parallel either way; the codec releases the GIL). A waiting hub costs no CPU: pollers block in the
-poll, other threads on conditions. Malformed messages are dropped and counted per port;
+parallel either way; the codec releases the GIL). A waiting hub costs no CPU: pollers
+block in the poll, other threads on conditions. Malformed messages are dropped and counted per port;
 nothing a peer sends can stop the loop.
 
 Copies on the receive path: a raw frame is a numpy view over the buffer ZeroMQ received
@@ -85,7 +85,6 @@ class _Book:
     filtered: int = 0
     duplicates: int = 0
     lost: int = 0
-    decoding: int = 0
     local_seq: int = 0
     #: a foreign sender: no heartbeats, so its liveness is its connection
     quiet: bool = False
@@ -94,7 +93,8 @@ class _Book:
     pending: Deque[_Pending] = field(default_factory=collections.deque)
     last_ack: Optional[Tuple[int, List[Any]]] = None
     queue: Deque[Tuple[int, Packet]] = field(default_factory=collections.deque)
-    #: JPEG frames given to the decoders and not filed yet, in arrival order
+    #: JPEG frames given to the decoders and not filed yet (waiting, decoding, or decoded
+    #: ahead of an earlier one), in arrival order
     decodes: Deque["_Job"] = field(default_factory=collections.deque)
 
 
@@ -107,7 +107,7 @@ class _Job:
     encoded: Any
     fastdct: bool
     fastupsample: bool
-    #: set by the decoder thread; the frame is filed once every earlier one of its server is
+    #: set by the decoder thread; the frame is filed once every earlier frame of its server is
     done: bool = False
     image: Any = None
     error: Optional[ProtocolError] = None
@@ -350,7 +350,7 @@ class Client:
             yield packet
 
     def _decoding(self) -> int:
-        return sum(book.decoding for book in self._books.values())
+        return sum(len(book.decodes) for book in self._books.values())
 
     def _pop(self) -> Optional[Packet]:
         if not self._ready:
@@ -370,7 +370,7 @@ class Client:
         return packet
 
     def _has_room(self, book: _Book) -> bool:
-        return len(book.queue) + book.decoding < self._opts.queue_size
+        return len(book.queue) + len(book.decodes) < self._opts.queue_size
 
     def _answer_previous(self, answer: Any) -> None:
         packet, self._unanswered = self._unanswered, None
@@ -426,7 +426,7 @@ class Client:
             frames=book.frames,
             messages=book.messages,
             bytes=book.bytes,
-            queued=len(book.queue) + book.decoding,
+            queued=len(book.queue) + len(book.decodes),
             dropped=book.dropped,
             filtered=book.filtered,
             duplicates=book.duplicates,
@@ -661,7 +661,6 @@ class Client:
             replaced = self._decoders.submit(job, keep, spread=not self._latest)
             for old in replaced:
                 book.decodes.remove(old)
-            book.decoding += 1 - len(replaced)
             book.dropped += len(replaced)
             return False
         self._file(key, book, packet)
@@ -675,7 +674,6 @@ class Client:
             # filed in arrival order: a frame decoded ahead of an earlier one waits for it
             while book.decodes and book.decodes[0].done:
                 first = book.decodes.popleft()
-                book.decoding -= 1
                 if first.error is not None:
                     self._rejected[first.key[0]][first.error.reason] += 1
                     self._log.debug("port %s: dropped a JPEG frame (%s)", first.key[0], first.error)
