@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.netns import veth_setup
+from benchmarks.netns import shape_command, veth_setup
 
 CONFIGS = [("defaults", {}), ("previous defaults", {"send_hwm": 16, "send_buffer": 0})]
 HUB_IP, SERVER_IP = "10.123.47.1", "10.123.47.2"
@@ -107,9 +107,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         for step in veth_setup(NAME, host_if, ns_if, HUB_IP, SERVER_IP):
             _ip(*step)
-        shaped = subprocess.run(["ip", "netns", "exec", NAME, "tc", "qdisc", "replace", "dev", ns_if, "root", "tbf",
-                                 "rate", f"{args.mbit}mbit", "burst", "16kb", "latency", "50ms"],
-                                capture_output=True, text=True, timeout=10)
+        shaped = subprocess.run(shape_command(NAME, ns_if, args.mbit), capture_output=True, text=True, timeout=10)
         if shaped.returncode != 0:
             print(f"cannot shape the link (tc qdisc ... tbf): {shaped.stderr.strip()}", file=sys.stderr)
             return 2

@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from benchmarks.netns import veth_setup
+from benchmarks.netns import shape_command, veth_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the /30 subnets of this /24 are handed out, one per namespace, first free from pid % 64
@@ -139,12 +139,7 @@ class VethNamespace:
         """Make the link from the namespace to the hub a ``mbit`` Mbit/s one (a token bucket
         on the namespace's end of the veth pair, with 50 ms of queue: a congested Wi-Fi
         uplink). The way back stays fast."""
-        ip("-n", self.name, "link", "set", self.ns_if, "mtu", "1500")
-        done = subprocess.run(
-            ["ip", "netns", "exec", self.name, "tc", "qdisc", "replace", "dev", self.ns_if, "root", "tbf",
-             "rate", f"{mbit}mbit", "burst", "16kb", "latency", "50ms"],
-            capture_output=True, text=True, timeout=10,
-        )
+        done = subprocess.run(shape_command(self.name, self.ns_if, mbit), capture_output=True, text=True, timeout=10)
         if done.returncode != 0:
             pytest.skip(f"cannot shape a link here (`tc qdisc ... tbf` failed: {done.stderr.strip()})")
 
