@@ -67,18 +67,19 @@ _POLLOUT = int(zmq.POLLOUT)
 _SRCFD = int(zmq.SRCFD)  # (the descriptor a message came in on: which connection)
 _SNDMORE = int(zmq.SNDMORE)
 #: parts at least this large go zero-copy (ZeroMQ reads the caller's buffer); smaller ones
-#: are copied, which costs less than the bookkeeping of a zero-copy send
+#: are copied, which costs less than the bookkeeping of a zero-copy send (every socket's
+#: ``copy_threshold``: pyzmq decides in C, per part)
 _ZERO_COPY_MIN = 65536
 
 
 def _send_parts(sock: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
     """``send_multipart(parts, flags, copy=False)`` without pyzmq's per-part checks and enum
     arithmetic (every frame and every answer goes through here). ZeroMQ takes a multipart
-    message whole or not at all: only the first part can raise ``zmq.Again``."""
+    message whole or not at all: only the first part can raise ``zmq.Again``. Parts under
+    the socket's ``copy_threshold`` (:data:`_ZERO_COPY_MIN`) are copied by pyzmq itself."""
     last = len(parts) - 1
     for i, part in enumerate(parts):
-        size = part.nbytes if hasattr(part, "nbytes") else len(part)  # (views, arrays; bytes)
-        sock.send(part, flags if i == last else flags | _SNDMORE, copy=size < _ZERO_COPY_MIN)
+        sock.send(part, flags if i == last else flags | _SNDMORE, copy=False)
 
 
 def _poll1(sock: zmq.Socket, events: int, ms: int) -> bool:
@@ -261,6 +262,7 @@ class HubTransport:
     ) -> None:
         kind = {0: zmq.PAIR, 1: zmq.ROUTER, 2: zmq.SUB}[self.pattern]
         sock = self._ctx.socket(kind)
+        sock.copy_threshold = _ZERO_COPY_MIN
         sock.setsockopt(zmq.LINGER, 0)
         # Far above what the hub holds back: its I/O thread drains each socket into the
         # per-server queues (where the delivery policy bounds them), so ZeroMQ's queue only
@@ -469,6 +471,7 @@ class ServerTransport:
     def _open(self) -> None:
         kind = {0: zmq.PAIR, 1: zmq.DEALER, 2: zmq.XPUB}[self.pattern]
         sock = self._ctx.socket(kind)
+        sock.copy_threshold = _ZERO_COPY_MIN
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, self._opts.send_hwm)
         if kind == zmq.XPUB:
