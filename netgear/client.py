@@ -40,7 +40,7 @@ from .options import Settings
 from .packet import Packet
 from .stats import HubSnapshot, PortStats, ServerStats
 from .transport import CONTROL_TOPIC, Disconnected, HubTransport, Incoming, topic_frame
-from .wire import NO_MESSAGE, Decoded, Kind, Limits, formats
+from .wire import NO_MESSAGE, Decoded, Kind, Limits, formats, native
 
 __all__ = ["Client"]
 
@@ -92,6 +92,9 @@ class _Book:
     sequenced: bool = True
     pending: Deque[_Pending] = field(default_factory=collections.deque)
     last_ack: Optional[Tuple[int, List[Any]]] = None
+    #: (seq, port, envelope) of a frame whose sender asked for no ACK yet (native ``d``):
+    #: the ACK of a later frame covers it, or one sent when the server's heartbeat comes
+    deferred: Optional[Tuple[int, int, List[Any]]] = None
     queue: Deque[Tuple[int, Packet]] = field(default_factory=collections.deque)
     #: JPEG frames given to the decoders and not filed yet (waiting, decoding, or decoded
     #: ahead of an earlier one), in arrival order
@@ -588,6 +591,8 @@ class Client:
             self._liveness.hold(inc.port, msg.server_id, True)  # silence never counts against it
         book.topic = msg.topic
         if msg.kind != Kind.FRAME:
+            if book.deferred is not None:  # a heartbeat: the server is idle or closing
+                self._ack_deferred(book)
             return False
         seq = self._sequence(book, inc, fmt, msg)
         if seq is None:
@@ -603,7 +608,9 @@ class Client:
         if not book.sequenced:
             book.local_seq += 1  # foreign formats carry none: the hub numbers their frames
             return book.local_seq
-        if book.session == msg.session and book.last_seq is not None:
+        if book.session != msg.session:
+            book.deferred = None  # (its server is gone)
+        elif book.last_seq is not None:
             if msg.seq <= book.last_seq:
                 book.duplicates += 1
                 self._answer_resend(book, inc, fmt, msg)
@@ -629,6 +636,8 @@ class Client:
             if not book.pending:
                 self._liveness.hold(key[0], key[1], True)
             book.pending.append(_Pending(inc.port, inc.envelope, seq, fmt, msg))
+        elif msg.defer and book.sequenced:
+            book.deferred = (seq, inc.port, inc.envelope)  # answered with a later frame
         else:
             self._reply(inc.port, inc.envelope, fmt, msg, seq=seq)
         packet = Packet(
@@ -709,9 +718,20 @@ class Client:
         book = self._books.get((port, msg.server_id))
         if book is not None and book.sequenced:
             book.last_ack = (msg.seq, parts)
+            if book.deferred is not None and book.deferred[0] <= msg.seq:
+                book.deferred = None  # (an ACK covers the frames before it)
+        self._transport.reply(port, envelope, parts)
+
+    def _ack_deferred(self, book: _Book) -> None:
+        assert book.deferred is not None
+        seq, port, envelope = book.deferred
+        book.deferred = None
+        parts = native.encode_ack(seq, limits=self._limits)
+        book.last_ack = (seq, parts)
         self._transport.reply(port, envelope, parts)
 
     def _drop_pending(self, key: Key, book: _Book) -> None:
+        book.deferred = None
         if book.pending:
             book.pending.clear()
             self._liveness.hold(key[0], key[1], False, time.monotonic())

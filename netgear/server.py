@@ -2,7 +2,8 @@
 
 ``send()`` encodes in the caller's thread (JPEG when asked, in the chosen wire format) and
 hands the frame to ZeroMQ without a copy. REQ/REP keeps up to ``max_inflight`` frames in
-flight, acknowledged in order, so throughput does not collapse when the round trip grows;
+flight, acknowledged in order (every second frame asks for its acknowledgement, which
+covers the one before), so throughput does not collapse when the round trip grows;
 without answers it retries on a fresh socket and then raises
 :class:`~netgear.errors.RequestTimeout`. PUB/SUB waits at most ``publish_wait`` for room, then drops. A small heartbeat thread
 speaks up when the caller is quiet, so an idle server is still seen as alive, and
@@ -78,6 +79,7 @@ class Server:
         one_at_a_time = opts.bidirectional_mode or not self._speaker.sequenced
         self._window = 1 if one_at_a_time else opts.max_inflight
         self._inflight: Deque[_InFlight] = collections.deque()
+        self._asked = 0  # the last frame sent asking for its acknowledgement
         self._stale: Set[int] = set()  # frames of this send() dropped as too late to send
         self._acked_any = False
         self._transport = ServerTransport(settings.pattern, self.endpoint, opts, self.topic, fmt)
@@ -163,9 +165,13 @@ class Server:
             # The number is taken only once the frame encodes: a send() refused here
             # (bad message, too large) must not show up at the hub as a lost frame.
             seq = self._seq + 1
-            parts = self._speaker.frame(seq, frame, msg, encoded)
+            request = self._pattern == 1 or self._speaker.replies
+            defer = request and self._may_defer(seq)
+            parts = self._speaker.frame(seq, frame, msg, encoded, defer=defer)
             self._seq = seq
-            if self._pattern == 1 or self._speaker.replies:
+            if request:
+                if not defer:
+                    self._asked = seq
                 return self._request(parts, seq)
             if self._pattern == 0:
                 self._wait(lambda t: self._transport.send(parts, timeout=t), "room to send")
@@ -215,6 +221,18 @@ class Server:
                 f"{self._opts.request_timeout:g}s (request_timeout): dropped, not sent late; no answer"
             )
         return reply
+
+    def _may_defer(self, seq: int) -> bool:
+        """Whether frame ``seq`` can go without asking for its acknowledgement: every
+        second frame asks (an ACK covers the frames before it too), and so does any frame
+        that fills the window, so a full window always has an answer coming. Halves the
+        hub's answers and this side's reading of them, like TCP's delayed ACK."""
+        return (
+            self._window > 1
+            and self._speaker.sequenced
+            and seq - self._asked < 2
+            and len(self._inflight) + 1 < self._window
+        )
 
     def _blocked(self) -> bool:
         """The window is full, or a frame could not go out yet (no hub connected)."""
@@ -390,7 +408,12 @@ class Server:
         self._log.info("server %r closed", self.server_id)
 
     def _flush(self) -> None:
-        """Give frames still in flight a moment to be acknowledged (REQ/REP windows)."""
+        """Give frames still in flight a moment to be acknowledged (REQ/REP windows). The
+        last of them may not have asked for it: a heartbeat makes the hub answer it."""
+        if self._inflight and self._speaker.sequenced:
+            beat = self._speaker.heartbeat(self._seq)
+            if beat is not None:
+                self._transport.send(beat, control=True)
         deadline = time.monotonic() + _FLUSH
         while self._inflight and time.monotonic() < deadline:
             frames = self._transport.recv(min(_SLICE, deadline - time.monotonic()))

@@ -125,6 +125,8 @@ class Decoded:
     has_message: bool
     nbytes: int
     encoded: Encoded | None = None
+    #: the sender needs no acknowledgement of this frame yet (native v2 ``d``)
+    defer: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -201,10 +201,12 @@ class Speaker:
         self.heartbeats = heartbeats(fmt)
         self.replies = replies(fmt, pattern)
 
-    def frame(self, seq: int, frame: Any, message: Any, encoded: Any) -> list[Any]:
-        """The parts of one frame (``encoded``: a JPEG :class:`~netgear.wire.Encoded`)."""
+    def frame(self, seq: int, frame: Any, message: Any, encoded: Any, *, defer: bool = False) -> list[Any]:
+        """The parts of one frame (``encoded``: a JPEG :class:`~netgear.wire.Encoded`);
+        ``defer``: its acknowledgement may wait for a later frame's (native only)."""
         if self.fmt is native:
             return native.encode_frame(
+                defer=defer,
                 seq=seq,
                 sent_ns=_now_ns(),
                 server_id=self.server_id,

@@ -1,4 +1,4 @@
-"""The native wire format, "netgear v1".
+"""The native wire format, "netgear v2" (reads v1 too).
 
 A message is a list of parts (the transport has already stripped ZeroMQ envelopes)::
 
@@ -17,8 +17,12 @@ this order so that encoding is deterministic:
 ``tp``    topic, ``str`` of 1..256 characters without ``"\\x00"``
 ``f``     FRAME only, when a frame is sent: ``[codec, dtype.str, shape]`` (codec "raw")
 ``m``     FRAME only, when a message is sent: :func:`~netgear.wire.values.pack_value` bytes
+``d``     FRAME only (v2), when present: ``True``, the sender needs no acknowledgement of
+          this frame yet (the ACK of a later frame covers it; see :func:`encode_frame`)
 ``r``     ACK only, when a reply is given: :func:`~netgear.wire.values.pack_value` bytes
 ========  =======================================================================
+
+An ACK of ``q`` acknowledges every earlier frame of the same session too.
 
 HEARTBEAT and BYE carry exactly ``k q t id s tp``; ACK carries ``k q`` and maybe ``r``.
 
@@ -48,6 +52,7 @@ from netgear.wire.values import pack_value, unpack_value
 __all__ = [
     "CODECS",
     "MAGIC",
+    "READABLE",
     "REASONS",
     "VERSION",
     "decode",
@@ -58,7 +63,9 @@ __all__ = [
 ]
 
 MAGIC: Final = b"\xabNG"
-VERSION: Final = 1
+VERSION: Final = 2
+#: versions this codec reads: v1 is v2 without the ``d`` key
+READABLE: Final = frozenset({1, 2})
 # what netgear.wire.formats asks every format (defined here, not left to getattr defaults:
 # they are read several times per frame on the hub's hot path)
 NAME: Final = "native"
@@ -91,7 +98,7 @@ _MAX_U63: Final = (1 << 63) - 1
 _MAX_U32: Final = (1 << 32) - 1
 _COMMON_KEYS: Final = frozenset({"k", "q", "t", "id", "s", "tp"})
 _ALLOWED_KEYS: Final = {
-    Kind.FRAME: (_COMMON_KEYS, frozenset({"f", "m"})),
+    Kind.FRAME: (_COMMON_KEYS, frozenset({"f", "m", "d"})),
     Kind.HEARTBEAT: (_COMMON_KEYS, frozenset()),
     Kind.BYE: (_COMMON_KEYS, frozenset()),
     Kind.ACK: (frozenset({"k", "q"}), frozenset({"r"})),
@@ -122,13 +129,16 @@ def encode_frame(
     message: Any = NO_MESSAGE,
     limits: Limits,
     encoded: Encoded | None = None,
+    defer: bool = False,
 ) -> list[bytes | memoryview]:
     """Encode a FRAME as parts for ``send_multipart(copy=False)``.
 
     A C-contiguous ``frame`` is sent without copying (as a byte memoryview over the
     array, which must not be modified until sent); any other layout is copied once by
     ``np.ascontiguousarray``. ``frame=None`` sends no frame; ``message`` is omitted
-    unless given (``None`` is a message).
+    unless given (``None`` is a message). ``defer``: the sender has room for more frames
+    in flight, so the hub may leave this frame's ACK to the ACK of a later one (or to a
+    heartbeat's arrival): a REQ/REP window is then acknowledged about every second frame.
 
     Raises ``TypeError`` for a non-array frame or a dtype outside :data:`DTYPES`,
     ``ValueError`` for more than ``limits.max_ndim`` dimensions, bool frames holding
@@ -149,6 +159,8 @@ def encode_frame(
         payload.append(view)
     if message is not NO_MESSAGE:
         header["m"] = _pack_limited("message", message, limits)
+    if defer:
+        header["d"] = True
     return [_pack_header(header), *payload]
 
 
@@ -299,6 +311,9 @@ def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
         else:
             frame = _decode_frame(header["f"], views[1], limits)
     has_message = "m" in header
+    defer = header.get("d", False)
+    if defer is not True and defer is not False:
+        raise ProtocolError("bad_header", f"'d' is {defer!r:.40}, expected a bool")
     return Decoded(
         kind=kind,
         seq=_int_field(header, "q", _MAX_U63),
@@ -311,6 +326,7 @@ def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
         has_message=has_message,
         nbytes=sum(view.nbytes for view in views),
         encoded=encoded,
+        defer=defer,
     )
 
 
@@ -369,9 +385,9 @@ def _read_header(view: memoryview, limits: Limits) -> dict[str, Any]:
     """Check the prefix and size of the header part and read its map."""
     if view[: len(MAGIC)] != MAGIC:
         raise ProtocolError("bad_magic", f"header starts with {bytes(view[:4])!r}")
-    if len(view) <= len(MAGIC) or view[len(MAGIC)] != VERSION:
+    if len(view) <= len(MAGIC) or view[len(MAGIC)] not in READABLE:
         version = view[len(MAGIC)] if len(view) > len(MAGIC) else None
-        raise ProtocolError("bad_version", f"version {version!r}, expected {VERSION}")
+        raise ProtocolError("bad_version", f"version {version!r}, expected one of {sorted(READABLE)}")
     if len(view) > limits.max_message_bytes + _HEADER_SLACK:
         raise ProtocolError(
             "oversize",

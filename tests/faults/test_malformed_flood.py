@@ -122,7 +122,7 @@ def garbage_kinds(topic: str, pattern: int):
         ("bad_magic", lambda r: [b"XNG\x01" + good_frame(r)[0][4:], good_frame(r)[1]]),
         ("bad_magic", lambda r: [b""]),
         # bad_version
-        ("bad_version", lambda r: [native.MAGIC + bytes([int(r.choice([0, *range(2, 256)]))]) + good_frame(r)[0][4:]]),
+        ("bad_version", lambda r: [native.MAGIC + bytes([int(r.choice([0, *range(3, 256)]))]) + good_frame(r)[0][4:]]),
         ("bad_version", lambda r: [native.MAGIC]),
         # bad_parts: wrong part counts
         ("bad_parts", lambda r: [*good_frame(r), *[noise(r, 1, 50) for _ in range(int(r.integers(1, 5)))]]),

@@ -55,7 +55,7 @@ def garbage(topic):
         ("bad_parts", [good[0]]),  # frame announced, payload missing
         ("bad_magic", [b"XNG\x01" + good[0][4:], good[1]]),
         ("bad_magic", [b""]),
-        ("bad_version", [native.MAGIC + b"\x02" + good[0][4:], good[1]]),
+        ("bad_version", [native.MAGIC + b"\x03" + good[0][4:], good[1]]),
         ("bad_version", [native.MAGIC]),
         ("bad_header", [PREFIX + msgpack.packb([1, 2, 3])]),
         ("bad_header", [header({k: v for k, v in common.items() if k != "id"})]),

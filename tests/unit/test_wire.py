@@ -23,6 +23,7 @@ from netgear.errors import ConfigError, MessageTooLarge, ProtocolError
 from netgear.wire import DTYPES, NO_MESSAGE, Ack, Decoded, Kind, Limits, native
 from netgear.wire.native import (
     MAGIC,
+    READABLE,
     REASONS,
     VERSION,
     decode,
@@ -167,7 +168,7 @@ def test_reasons_are_unique_tokens() -> None:
 def test_golden_frame() -> None:
     parts = frame_parts(np.array([[1, 2]], dtype=np.uint8), {"a": 1})
     golden_header = (
-        b"\xabNG\x01"  # magic, version
+        b"\xabNG\x02"  # magic, version
         b"\x88"  # map of 8
         b"\xa1k\x00"  # k: FRAME
         b"\xa1q\x05"  # q: 5
@@ -181,25 +182,49 @@ def test_golden_frame() -> None:
     assert as_bytes(parts) == [golden_header, b"\x01\x02"]
 
 
+def test_golden_deferred_frame() -> None:
+    """v2: a frame whose sender needs no ACK yet ends with ``d: true``."""
+    parts = frame_parts(np.array([[1, 2]], dtype=np.uint8), defer=True)
+    assert as_bytes(parts)[0] == (
+        b"\xabNG\x02"
+        b"\x88"  # map of 8
+        b"\xa1k\x00\xa1q\x05\xa1t\xcd\x03\xe8\xa2id\xa3cam\xa1s\x07\xa2tp\xa1t"
+        b"\xa1f\x93\xa3raw\xa3|u1\x92\x01\x02"
+        b"\xa1d\xc3"  # d: true
+    )
+    assert decode(as_bytearrays(parts), LIMITS).defer is True
+    assert decode(as_bytearrays(frame_parts(np.array([[1, 2]], dtype=np.uint8))), LIMITS).defer is False
+    assert decode([H(FH(d=False)), PAYLOAD], LIMITS).defer is False
+
+
+def test_version_1_is_still_read() -> None:
+    """A v1 sender (no ``d``, every frame acknowledged) and a v1 hub's ACKs decode as before."""
+    v1 = MAGIC + b"\x01"
+    decoded = decode([H(FH(), prefix=v1), PAYLOAD], LIMITS)
+    assert (decoded.kind, decoded.seq, decoded.defer) == (Kind.FRAME, 1, False)
+    assert decode_ack([H({"k": 3, "q": 9}, prefix=v1)], LIMITS).seq == 9
+    assert VERSION in READABLE and 1 in READABLE
+
+
 def test_golden_heartbeat_and_bye() -> None:
     body = b"\xa1q\x05\xa1t\xcd\x03\xe8\xa2id\xa3cam\xa1s\x07\xa2tp\xa1t"
-    assert encode_control(Kind.HEARTBEAT, **COMMON) == [b"\xabNG\x01\x86\xa1k\x01" + body]
-    assert encode_control(Kind.BYE, **COMMON) == [b"\xabNG\x01\x86\xa1k\x02" + body]
+    assert encode_control(Kind.HEARTBEAT, **COMMON) == [b"\xabNG\x02\x86\xa1k\x01" + body]
+    assert encode_control(Kind.BYE, **COMMON) == [b"\xabNG\x02\x86\xa1k\x02" + body]
 
 
 def test_golden_ack() -> None:
     assert encode_ack(9, True, limits=LIMITS) == [
-        b"\xabNG\x01\x83\xa1k\x03\xa1q\x09\xa1r\xc4\x01\xc3"
+        b"\xabNG\x02\x83\xa1k\x03\xa1q\x09\xa1r\xc4\x01\xc3"
     ]
-    assert encode_ack(9, limits=LIMITS) == [b"\xabNG\x01\x82\xa1k\x03\xa1q\x09"]
+    assert encode_ack(9, limits=LIMITS) == [b"\xabNG\x02\x82\xa1k\x03\xa1q\x09"]
     assert encode_ack(9, None, limits=LIMITS) == [
-        b"\xabNG\x01\x83\xa1k\x03\xa1q\x09\xa1r\xc4\x01\xc0"
+        b"\xabNG\x02\x83\xa1k\x03\xa1q\x09\xa1r\xc4\x01\xc0"
     ]
 
 
 def test_golden_message_only_frame() -> None:
     golden_header = (
-        b"\xabNG\x01\x87\xa1k\x00\xa1q\x05\xa1t\xcd\x03\xe8\xa2id\xa3cam\xa1s\x07\xa2tp\xa1t"
+        b"\xabNG\x02\x87\xa1k\x00\xa1q\x05\xa1t\xcd\x03\xe8\xa2id\xa3cam\xa1s\x07\xa2tp\xa1t"
         b"\xa1m\xc4\x01\xc0"  # m: bin(msgpack(None)); no "f" key
     )
     assert frame_parts(None, None) == [golden_header]
@@ -607,7 +632,7 @@ CASES: dict[str, tuple[str, list[Any], Limits, Callable[..., Any]]] = {
     "no magic at all": ("bad_magic", [b"hello world"], LIMITS, decode),
     "ack wrong magic": ("bad_magic", [b"XYZ\x01"], LIMITS, decode_ack),
     "missing version": ("bad_version", [MAGIC], LIMITS, decode),
-    "version 2": ("bad_version", [H(CH(), prefix=MAGIC + b"\x02")], LIMITS, decode),
+    "version 3": ("bad_version", [H(CH(), prefix=MAGIC + b"\x03")], LIMITS, decode),
     "version 0": ("bad_version", [H(CH(), prefix=MAGIC + b"\x00")], LIMITS, decode),
     "ack version 255": ("bad_version", [MAGIC + b"\xff\x80"], LIMITS, decode_ack),
     "header over limit + slack": ("oversize", [H(CH(m=b"x" * 4300))], SMALL, decode),
@@ -636,6 +661,10 @@ CASES: dict[str, tuple[str, list[Any], Limits, Callable[..., Any]]] = {
     "missing key k": ("bad_header", [H(CH(k=DROP))], LIMITS, decode),
     "extra key x": ("bad_header", [H(CH(x=1))], LIMITS, decode),
     "heartbeat with f": ("bad_header", [H(FH(k=1)), PAYLOAD], LIMITS, decode),
+    "heartbeat with d": ("bad_header", [H(CH(d=True))], LIMITS, decode),
+    "defer is an int": ("bad_header", [H(FH(d=1)), PAYLOAD], LIMITS, decode),
+    "defer is nil": ("bad_header", [H(FH(d=None)), PAYLOAD], LIMITS, decode),
+    "ack with d": ("bad_header", [H({"k": 3, "q": 1, "d": True})], LIMITS, decode_ack),
     "bye with m": ("bad_header", [H(CH(k=2, m=b"\xc0"))], LIMITS, decode),
     "ack with t": ("bad_header", [H({"k": 3, "q": 1, "t": 2})], LIMITS, decode_ack),
     "ack without q": ("bad_header", [H({"k": 3})], LIMITS, decode_ack),
