@@ -228,7 +228,10 @@ class Client:
         self._filter = frozenset(opts.filter) if opts.filter else None
         self._transport = HubTransport(settings.pattern, settings.endpoints, opts, self._subscriptions)
         self.ports: List[int] = self._transport.ports
-        self._cond = threading.Condition()
+        # taken as ``with self._lock`` (C code) where nothing waits or notifies: a
+        # Condition's own __enter__/__exit__ are Python calls, several per frame
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._books: Dict[Key, _Book] = {}
         self._ready: Dict[Key, None] = {}
         self._order = itertools.count()
@@ -278,10 +281,10 @@ class Client:
         ``answer`` unless it was answered already with ``packet.reply()``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             self._answer_previous(answer)
         while True:
-            with self._cond:
+            with self._lock:
                 got = self._next_or_end(deadline, timeout)
                 if got is not _WAIT:
                     return got
@@ -290,10 +293,10 @@ class Client:
             try:
                 held = self._take_sockets(remaining)
             finally:
-                with self._cond:
+                with self._lock:
                     self._wanted -= 1
             if not held:  # another consumer polls: wait for what it files
-                with self._cond:
+                with self._lock:
                     if self._pop_ready() or self._closed:
                         continue
                     self._cond.wait(_HANDBACK if remaining is None else min(remaining, _HANDBACK))
@@ -333,7 +336,7 @@ class Client:
     def _poll_for_packet(self, deadline: Optional[float], timeout: Optional[float]) -> Optional[Packet]:
         """Poll the sockets in this (consumer) thread until a packet is filed for it."""
         while True:
-            with self._cond:
+            with self._lock:
                 got = self._next_or_end(deadline, timeout)
             if got is not _WAIT:
                 return got
@@ -382,7 +385,7 @@ class Client:
 
     def _answer(self, packet: Packet, data: Any, locked: bool = False) -> bool:
         if not locked:
-            with self._cond:
+            with self._lock:
                 return self._answer(packet, data, locked=True)
         if self._unanswered is packet:
             self._unanswered = None
@@ -403,7 +406,7 @@ class Client:
     def snapshot(self) -> HubSnapshot:
         """A frozen picture of every port and server: states, counters, rejections."""
         now = time.monotonic()
-        with self._cond:
+        with self._lock:
             statuses = self._liveness.snapshot(now)
             servers = tuple(self._server_stats(s) for s in statuses)
             ports = tuple(
@@ -443,7 +446,7 @@ class Client:
 
     def pop_events(self) -> List[Event]:
         """Liveness events (joined, left, returned, ...) since the last call, oldest first."""
-        with self._cond:
+        with self._lock:
             events = list(self._events)
             self._events.clear()
             return events
@@ -454,7 +457,7 @@ class Client:
 
     def close(self) -> None:
         """Stop receiving; wakes any waiting ``recv`` (it returns None). Idempotent, < 1 s."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -515,7 +518,7 @@ class Client:
 
     def _step(self, limit: Optional[float] = None) -> None:
         """One round: poll (at most ``limit`` seconds), decode, file, answer, tick."""
-        with self._cond:
+        with self._lock:
             deadline = self._liveness.next_deadline()
         timeout = _MAX_SLEEP if deadline is None else min(_MAX_SLEEP, max(0.0, deadline - time.monotonic()))
         if limit is not None:
@@ -525,7 +528,7 @@ class Client:
             raise ClosedError("closing")
         decoded = [self._decode(o) if isinstance(o, Incoming) else o for o in observations]
         now = time.monotonic()
-        with self._cond:
+        with self._lock:
             delivered = False
             self._revived.clear()
             for item in decoded:
@@ -563,7 +566,7 @@ class Client:
             reason, detail = exc.reason, exc
         except Exception as exc:  # a codec bug must not cost the rest of the batch
             reason, detail = "internal", exc
-        with self._cond:
+        with self._lock:
             self._rejected[inc.port][reason] += 1
         refusal = formats.refusal(fmt, self._pattern)
         if refusal is not None:  # its sender waits for an answer whatever happens
@@ -677,7 +680,7 @@ class Client:
 
     def _decoded(self, job: _Job, image: Any, error: Optional[ProtocolError]) -> None:
         """Called by a decoder thread."""
-        with self._cond:
+        with self._lock:
             book = self._books[job.key]
             job.done, job.image, job.error = True, image, error
             # filed in arrival order: a frame decoded ahead of an earlier one waits for it

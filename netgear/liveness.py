@@ -285,7 +285,10 @@ class Liveness:
         Exact and inclusive: ``tick(deadline)`` produces the transition, any earlier
         ``tick`` does not.
         """
-        candidates = [self._silence_deadline(e) for e in self._alive.values() if not e.holds]
+        # (asked once per round of the hub's loop: the earliest silence deadline without a
+        # call per server, the same value as min(_silence_deadline(e)))
+        quiet = min((e.quiet_since for e in self._alive.values() if not e.holds), default=None)
+        candidates = [] if quiet is None else [quiet + self._timeout]
         if self._expected and self._grace_at is not None:
             candidates.append(self._grace_at)
         idle_at = self._idle_deadline()

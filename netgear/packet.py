@@ -7,9 +7,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ._frozen import dict_init
+
 __all__ = ["Packet"]
 
 
+@dict_init
 @dataclass(frozen=True, eq=False)
 class Packet:
     """One frame (and its message) as received by the hub. Always the same shape.

@@ -93,9 +93,10 @@ def topic_frame(topic: str) -> bytes:
     return topic.encode("utf-8") + b"\x00"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class Incoming:
-    """A message that arrived on ``port``: ``parts`` is ``[header, *payload]``."""
+    """A message that arrived on ``port``: ``parts`` is ``[header, *payload]`` (one per
+    message: slots, not frozen, which would cost a call per field)."""
 
     port: int
     conn: Optional[int]
@@ -227,6 +228,7 @@ class HubTransport:
         self._ctx = zmq.Context(io_threads=1)
         self._sockets: Dict[int, zmq.Socket] = {}
         self._monitors: Dict[zmq.Socket, int] = {}
+        self._monitor_of: Dict[int, zmq.Socket] = {}
         self._by_socket: Dict[zmq.Socket, int] = {}
         self._poller = zmq.Poller()
         self._wake_r, self._wake_w = os.pipe()
@@ -297,6 +299,7 @@ class HubTransport:
         self._sockets[endpoint.port] = sock
         self._by_socket[sock] = endpoint.port
         self._monitors[monitor] = endpoint.port
+        self._monitor_of[endpoint.port] = monitor
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(monitor, zmq.POLLIN)
         self.endpoints.append(endpoint)
@@ -310,7 +313,7 @@ class HubTransport:
     def poll(self, timeout: Optional[float]) -> Tuple[List[Observation], bool]:
         """Wait up to ``timeout`` seconds; return what arrived and whether a wake-up came."""
         ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        ready = dict(self._poller.poll(ms))
+        ready = dict(zmq.zmq_poll(self._poller.sockets, -1 if ms is None else ms))  # (Poller.poll's own work)
         woken = False
         out: List[Observation] = []
         if self._wake_r in ready:
@@ -326,9 +329,13 @@ class HubTransport:
         # and from those of the ports that had messages this round, ready or not by now,
         # so a new connection's "accepted" is always read in the same round as its first
         # message, or before (see Disconnected).
-        for monitor, port in self._monitors.items():
-            if monitor in ready or (port in spoke and monitor.get(_EVENTS) & _POLLIN):
-                self._drain_monitor(monitor, out)
+        monitors = [m for m in ready if m in self._monitors]
+        for port in spoke:
+            monitor = self._monitor_of[port]
+            if monitor not in ready and monitor.get(_EVENTS) & _POLLIN:
+                monitors.append(monitor)
+        for monitor in monitors:
+            self._drain_monitor(monitor, out)
         return out, woken
 
     def _drain(self, sock: zmq.Socket, port: int, out: List[Observation]) -> None:

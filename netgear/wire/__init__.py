@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from netgear._frozen import dict_init
 from netgear.errors import ConfigError
 
 __all__ = [
@@ -105,7 +106,8 @@ class Limits:
             raise ConfigError("max_ndim", f"must be an int in 0..32, got {self.max_ndim!r}")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dict_init
+@dataclass(frozen=True, eq=False)
 class Decoded:
     """One decoded FRAME, HEARTBEAT or BYE.
 

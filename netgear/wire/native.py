@@ -104,6 +104,8 @@ _ALLOWED_KEYS: Final = {
     Kind.ACK: (frozenset({"k", "q"}), frozenset({"r"})),
 }
 _ANY_KEY: Final = frozenset().union(*(req | opt for req, opt in _ALLOWED_KEYS.values()))
+_REQUIRED: Final = {kind: req for kind, (req, _) in _ALLOWED_KEYS.items()}
+_PERMITTED: Final = {kind: req | opt for kind, (req, opt) in _ALLOWED_KEYS.items()}
 _KIND_VALUES: Final = {int(kind): kind for kind in Kind}
 _ACK: Final = int(Kind.ACK)
 _DTYPE_OBJS: Final = {name: np.dtype(name) for name in DTYPES}
@@ -297,36 +299,57 @@ def _decode(parts: Sequence[Any], limits: Limits) -> Decoded:
     """:func:`decode` without the final safety net."""
     views = _views(parts, max_parts=2)
     header = _read_header(views[0], limits)
-    kind = _kind_of(header)
+    # Every check below is a plain expression that only passes what the precise
+    # validators (_kind_of, _check_keys, _int_field, _text_field) pass; on any failure they
+    # run, in the same order, and raise with the exact reason. (This runs for every frame.)
+    k = header.get("k")
+    kind = _KIND_VALUES.get(k) if type(k) is int else None
+    if kind is None:
+        kind = _kind_of(header)
     if kind is Kind.ACK:
         raise ProtocolError("bad_kind", "an ACK where a FRAME, HEARTBEAT or BYE was expected")
-    _check_keys(header, kind)
-    expected_parts = 2 if "f" in header else 1
-    if len(views) != expected_parts:
-        raise ProtocolError("bad_parts", f"{len(views)} parts, expected {expected_parts}")
+    keys = header.keys()
+    if not (keys >= _REQUIRED[kind] and keys <= _PERMITTED[kind]):
+        _check_keys(header, kind)
+    meta = header.get("f")
+    if len(views) != (1 if meta is None else 2):
+        raise ProtocolError("bad_parts", f"{len(views)} parts, expected {1 if meta is None else 2}")
     frame = encoded = None
-    if "f" in header:
-        if header["f"][0] == "jpeg":
-            encoded = _check_jpeg(header["f"], views[1], limits)
+    if meta is not None:
+        if meta[0] == "jpeg":
+            encoded = _check_jpeg(meta, views[1], limits)
         else:
-            frame = _decode_frame(header["f"], views[1], limits)
+            frame = _decode_frame(meta, views[1], limits)
     has_message = "m" in header
     defer = header.get("d", False)
     if defer is not True and defer is not False:
         raise ProtocolError("bad_header", f"'d' is {defer!r:.40}, expected a bool")
+    seq, sent_ns, server_id, session, topic = header["q"], header["t"], header["id"], header["s"], header["tp"]
+    if not (
+        type(seq) is int and 0 <= seq <= _MAX_U63
+        and type(sent_ns) is int and 0 <= sent_ns <= _MAX_U63
+        and type(server_id) is str and 1 <= len(server_id) <= _MAX_TEXT
+        and type(session) is int and 0 <= session <= _MAX_U32
+        and type(topic) is str and 1 <= len(topic) <= _MAX_TEXT and "\x00" not in topic
+    ):
+        seq = _int_field(header, "q", _MAX_U63)
+        sent_ns = _int_field(header, "t", _MAX_U63)
+        server_id = _text_field(header, "id")
+        session = _int_field(header, "s", _MAX_U32)
+        topic = _text_field(header, "tp", forbid_nul=True)
     return Decoded(
-        kind=kind,
-        seq=_int_field(header, "q", _MAX_U63),
-        sent_ns=_int_field(header, "t", _MAX_U63),
-        server_id=_text_field(header, "id"),
-        session=_int_field(header, "s", _MAX_U32),
-        topic=_text_field(header, "tp", forbid_nul=True),
-        frame=frame,
-        message=_unpack_field(header, "m", limits) if has_message else None,
-        has_message=has_message,
-        nbytes=sum(view.nbytes for view in views),
-        encoded=encoded,
-        defer=defer,
+        kind,
+        seq,
+        sent_ns,
+        server_id,
+        session,
+        topic,
+        frame,
+        _unpack_field(header, "m", limits) if has_message else None,
+        has_message,
+        views[0].nbytes + (views[1].nbytes if meta is not None else 0),
+        encoded,
+        defer,
     )
 
 

@@ -6,6 +6,8 @@ import ast
 import logging
 import pathlib
 
+import pytest
+
 import netgear
 from netgear.options import options_markdown
 
@@ -72,3 +74,28 @@ def test_error_tree_mixes_in_builtins():
     assert issubclass(netgear.ClosedError, RuntimeError)
     for name in ("ConfigError", "ProtocolError", "RecvTimeout", "RequestTimeout", "ClosedError", "TransportError"):
         assert issubclass(getattr(netgear, name), netgear.NetGearError)
+
+
+def test_per_message_types_stay_frozen_with_their_fast_init():
+    """Packet and Decoded are built once per frame with a one-update __init__ (netgear._frozen):
+    same signature and defaults as the dataclass would give, and still frozen."""
+    import dataclasses
+    import inspect
+
+    from netgear.packet import Packet
+    from netgear.wire import Decoded, Kind
+
+    for cls in (Packet, Decoded):
+        params = list(inspect.signature(cls).parameters.values())
+        assert [p.name for p in params] == [f.name for f in dataclasses.fields(cls)]
+        assert [p.default for p in params if p.default is not inspect.Parameter.empty] == [
+            f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+        ]
+    packet = Packet(1, None, None, False, "cam", "t", 7, 1.0, 2.0)
+    assert (packet.seq, packet.jpeg, packet.latency) == (7, None, 1.0)
+    assert dataclasses.replace(packet, seq=8).seq == 8
+    decoded = Decoded(Kind.FRAME, 1, 2, "cam", 3, "t", None, None, False, 10)
+    assert (decoded.encoded, decoded.defer) == (None, False)
+    for obj, field in ((packet, "seq"), (decoded, "seq")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, 0)
