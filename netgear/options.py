@@ -95,7 +95,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "queue_size": ("hub", "per-server queue length for the 'fifo' policy"),
     "max_message_bytes": ("both", "largest message (and header) accepted, in bytes"),
     "max_frame_bytes": ("both", "largest frame accepted, in bytes"),
-    "send_hwm": ("server", "frames a PUB/SUB or PAIR server queues before dropping (more ride out a busy hub; each adds latency on a slow link)"),
+    "send_hwm": ("server", "frames a PUB/SUB or PAIR server queues before dropping (more ride out a busy hub; each adds latency on a slow link); REQ/REP queues its max_inflight window"),
     "send_buffer": ("server", "PUB/SUB: bytes of the kernel's send buffer for the connection to the hub (0: the OS's autotuning, which on a slow link can hold seconds of frames)"),
     "publish_wait": ("server", "PUB/SUB: seconds `send()` may wait for room while a connected hub is behind, then drops the frame (0: drop at once; never waits when no hub is connected)"),
     "jpeg_compression": ("server", "False (raw), True (BGR) or the frames' colorspace: 'BGR', 'RGB', 'GRAY', 'BGRA' ..."),

@@ -26,6 +26,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -66,6 +67,8 @@ _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _SRCFD = int(zmq.SRCFD)  # (the descriptor a message came in on: which connection)
 _SNDMORE = int(zmq.SNDMORE)
+#: how often a server reads its connection monitor (seconds)
+_MONITOR_EVERY = 0.001
 #: parts at least this large go zero-copy (ZeroMQ reads the caller's buffer); smaller ones
 #: are copied, which costs less than the bookkeeping of a zero-copy send (every socket's
 #: ``copy_threshold``: pyzmq decides in C, per part)
@@ -472,6 +475,7 @@ class ServerTransport:
         self._sock: Optional[zmq.Socket] = None
         self._monitor: Optional[zmq.Socket] = None
         self._was_dropped = False
+        self._monitor_read_at = 0.0
         self._closed = False
         self._open()
 
@@ -480,7 +484,11 @@ class ServerTransport:
         sock = self._ctx.socket(kind)
         sock.copy_threshold = _ZERO_COPY_MIN
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, self._opts.send_hwm)
+        # REQ/REP: the window (max_inflight) bounds what is queued, so ZeroMQ's queue must
+        # hold all of it plus a heartbeat or goodbye, or frames the window allows wait for
+        # room (send_hwm is the PUB/SUB and PAIR queue)
+        hwm = self._opts.max_inflight + 2 if kind == zmq.DEALER else self._opts.send_hwm
+        sock.setsockopt(zmq.SNDHWM, hwm)
         if kind == zmq.XPUB:
             # A PUB that refuses (EAGAIN) instead of silently dropping at the high-water
             # mark, and only for a connected hub (no subscriber, no queue: nothing waits).
@@ -540,9 +548,14 @@ class ServerTransport:
 
     def _drain_monitor(self) -> None:
         # Read on every send too: libzmq's I/O thread blocks on a full monitor queue, so
-        # months of flaky Wi-Fi without a wait for answers must not fill it.
+        # months of flaky Wi-Fi without a wait for answers must not fill it. At most once a
+        # millisecond: asking costs a few microseconds (and syscalls), twice per frame.
         monitor = self._monitor
-        while monitor is not None and monitor.get(_EVENTS) & _POLLIN:
+        now = time.monotonic()
+        if monitor is None or now - self._monitor_read_at < _MONITOR_EVERY:
+            return
+        self._monitor_read_at = now
+        while monitor.get(_EVENTS) & _POLLIN:
             try:
                 monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:  # pragma: no cover
