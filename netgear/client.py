@@ -92,9 +92,9 @@ class _Book:
     sequenced: bool = True
     pending: Deque[_Pending] = field(default_factory=collections.deque)
     last_ack: Optional[Tuple[int, List[Any]]] = None
-    #: (seq, port, envelope) of a frame whose sender asked for no ACK yet (native ``d``):
-    #: the ACK of a later frame covers it, or one sent when the server's heartbeat comes
-    deferred: Optional[Tuple[int, int, List[Any]]] = None
+    #: the frame whose sender asked for no ACK yet (native ``d``): the ACK of a later frame
+    #: covers it, or one sent when the server's heartbeat comes
+    deferred: Optional[int] = None
     queue: Deque[Tuple[int, Packet]] = field(default_factory=collections.deque)
     #: JPEG frames given to the decoders and not filed yet (waiting, decoding, or decoded
     #: ahead of an earlier one), in arrival order
@@ -595,7 +595,7 @@ class Client:
         book.topic = msg.topic
         if msg.kind != Kind.FRAME:
             if book.deferred is not None:  # a heartbeat: the server is idle or closing
-                self._ack_deferred(book)
+                self._ack_deferred(book, inc.port, inc.envelope)
             return False
         seq = self._sequence(book, inc, fmt, msg)
         if seq is None:
@@ -640,7 +640,7 @@ class Client:
                 self._liveness.hold(key[0], key[1], True)
             book.pending.append(_Pending(inc.port, inc.envelope, seq, fmt, msg))
         elif msg.defer and book.sequenced:
-            book.deferred = (seq, inc.port, inc.envelope)  # answered with a later frame
+            book.deferred = seq  # answered with a later frame
         else:
             self._reply(inc.port, inc.envelope, fmt, msg, seq=seq)
         packet = Packet(
@@ -690,7 +690,7 @@ class Client:
                     self._rejected[first.key[0]][first.error.reason] += 1
                     self._log.debug("port %s: dropped a JPEG frame (%s)", first.key[0], first.error)
                 else:
-                    self._file(first.key, book, dataclasses.replace(first.packet, frame=first.image))
+                    self._file(first.key, book, first.packet._with_frame(first.image))
                 first.image = None
             if book.pending and not self._bidirectional and self._has_room(book):
                 self._command("release", job.key, 0, NO_MESSAGE)
@@ -721,14 +721,15 @@ class Client:
         book = self._books.get((port, msg.server_id))
         if book is not None and book.sequenced:
             book.last_ack = (msg.seq, parts)
-            if book.deferred is not None and book.deferred[0] <= msg.seq:
+            if book.deferred is not None and book.deferred <= msg.seq:
                 book.deferred = None  # (an ACK covers the frames before it)
         self._transport.reply(port, envelope, parts)
 
-    def _ack_deferred(self, book: _Book) -> None:
+    def _ack_deferred(self, book: _Book, port: int, envelope: List[Any]) -> None:
+        """Answer the deferred frame now, on the connection the server spoke on last (it
+        may have reconnected since that frame: a new connection, a new routing id)."""
         assert book.deferred is not None
-        seq, port, envelope = book.deferred
-        book.deferred = None
+        seq, book.deferred = book.deferred, None
         parts = native.encode_ack(seq, limits=self._limits)
         book.last_ack = (seq, parts)
         self._transport.reply(port, envelope, parts)

@@ -46,6 +46,13 @@ class Packet:
     jpeg: Optional[memoryview] = None
     _answer: Optional[Callable[["Packet", Any], bool]] = field(default=None, repr=False, compare=False)
 
+    def _with_frame(self, frame: Optional[np.ndarray]) -> "Packet":
+        """This packet with ``frame`` (a decoded JPEG): ``dataclasses.replace`` without its
+        per-field work, once per decoded frame."""
+        packet = object.__new__(Packet)
+        packet.__dict__.update(self.__dict__, frame=frame)
+        return packet
+
     @property
     def latency(self) -> float:
         """``received_at - sent_at`` in seconds (meaningful when both clocks agree)."""

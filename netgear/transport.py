@@ -241,6 +241,7 @@ class HubTransport:
         # wake() may run in any thread: it must never write to the pipe's file descriptor
         # once close() has released it (the number may already belong to another file).
         self._wake_lock = threading.Lock()
+        self._wake_pending = False  # a byte is in the wake pipe, not drained yet
         self.endpoints: List[Endpoint] = []
         self._security: Optional[_HubSecurity] = None
         self._identities = opts.secure_mode == 2
@@ -395,6 +396,11 @@ class HubTransport:
                 pass
         except (BlockingIOError, OSError):
             pass
+        # Cleared after reading, never before: a wake() that skipped its write since the
+        # read published its state before calling, and this round reads that state after
+        # the poll (commands, the consumer's queue, _wanted); cleared first, a write could
+        # be read here and every later wake() skipped for good.
+        self._wake_pending = False
 
     def reply(self, port: int, envelope: Sequence[Any], parts: Sequence[Any]) -> bool:
         """Answer the peer a message came from (its ``envelope``). False if it is gone."""
@@ -415,9 +421,12 @@ class HubTransport:
 
     def wake(self) -> None:
         """Interrupt :meth:`poll` from any thread (a no-op once closed)."""
+        if self._wake_pending:  # the poll will return anyway (decoders wake it per frame)
+            return
         with self._wake_lock:
-            if self._closed:
+            if self._closed or self._wake_pending:
                 return
+            self._wake_pending = True
             try:
                 os.write(self._wake_w, b"x")
             except (BlockingIOError, OSError):

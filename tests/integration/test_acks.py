@@ -83,6 +83,25 @@ def test_hub_answers_a_deferred_frame_with_the_next_ack_or_on_a_heartbeat(gears,
     assert (entry.frames, entry.duplicates, entry.lost) == (5, 1, 0)
 
 
+def test_a_deferred_frame_is_answered_on_the_servers_new_connection(gears):
+    """The server reconnected (a new connection, a new routing id) after a deferred frame:
+    its heartbeat gets the ACK on the connection it came on, not on the dead one."""
+    hub = open_hub(gears, 0, 1)
+    ctx = zmq.Context()
+    gears.callback(ctx.term)
+    old, new = ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER)
+    for sock in (old, new):
+        sock.setsockopt(zmq.LINGER, 0)
+        gears.callback(sock.close, 0)
+    old.connect(f"tcp://{LOCAL}:{hub.ports[0]}")
+    send(old, frame(1, defer=True))
+    assert hub.recv_packet(timeout=10).seq == 1
+    old.close(0)
+    new.connect(f"tcp://{LOCAL}:{hub.ports[0]}")
+    send(new, heartbeat(1))
+    assert next_ack(new) == 1
+
+
 def test_v1_frames_are_each_answered(gears, dealer):
     """An older server (wire v1, no ``d``) gets an ACK for every frame, as before."""
     hub = open_hub(gears, 0, 1)
