@@ -226,13 +226,9 @@ class Server:
         """Whether frame ``seq`` can go without asking for its acknowledgement: every
         second frame asks (an ACK covers the frames before it too), and so does any frame
         that fills the window, so a full window always has an answer coming. Halves the
-        hub's answers and this side's reading of them, like TCP's delayed ACK."""
-        return (
-            self._window > 1
-            and self._speaker.sequenced
-            and seq - self._asked < 2
-            and len(self._inflight) + 1 < self._window
-        )
+        hub's answers and this side's reading of them, like TCP's delayed ACK. (A window
+        over 1 means the native format: foreign ones are stop-and-wait.)"""
+        return self._window > 1 and seq - self._asked < 2 and len(self._inflight) + 1 < self._window
 
     def _blocked(self) -> bool:
         """The window is full, or a frame could not go out yet (no hub connected)."""
@@ -410,8 +406,8 @@ class Server:
     def _flush(self) -> None:
         """Give frames still in flight a moment to be acknowledged (REQ/REP windows). The
         last of them may not have asked for it: a heartbeat makes the hub answer it."""
-        if self._inflight and self._speaker.sequenced:
-            beat = self._speaker.heartbeat(self._seq)
+        if self._inflight:
+            beat = self._speaker.heartbeat(self._seq)  # (None for formats without them)
             if beat is not None:
                 self._transport.send(beat, control=True)
         deadline = time.monotonic() + _FLUSH
