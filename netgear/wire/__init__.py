@@ -1,7 +1,7 @@
 """Wire formats: the types shared by every codec.
 
 This package holds the pure (socket-free) codecs. Each wire format lives in its own
-module beside this one (``native`` for "netgear v1"; others later) and exposes the same
+module beside this one (``native`` for "netgear v2", ``vidgear``, ``imagezmq``) and exposes the same
 ``decode(parts, limits)`` interface returning :class:`Decoded`.
 
 Only shared, dependency-free definitions live here so that codec modules can import

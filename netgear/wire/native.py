@@ -566,10 +566,9 @@ def _kind_of(header: dict[str, Any]) -> Kind:
 
 def _check_keys(header: dict[str, Any], kind: Kind) -> None:
     """Exactly the required keys of ``kind`` plus some of its optional ones."""
-    required, optional = _ALLOWED_KEYS[kind]
     keys = header.keys()
-    missing = required - keys
-    extra = keys - required - optional
+    missing = _REQUIRED[kind] - keys
+    extra = keys - _PERMITTED[kind]
     if missing or extra:
         raise ProtocolError(
             "bad_header", f"{kind.name}: missing {sorted(missing)}, unexpected {sorted(extra)}"
