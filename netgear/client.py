@@ -39,7 +39,7 @@ from .liveness import Event, Liveness
 from .options import Settings
 from .packet import Packet
 from .stats import HubSnapshot, PortStats, ServerStats
-from .transport import CONTROL_TOPIC, Disconnected, HubTransport, Incoming, topic_frame
+from .transport import CONTROL_TOPIC, Disconnected, HubTransport, Incoming, bye_topic, topic_frame
 from .wire import NO_MESSAGE, Decoded, Kind, Limits, formats, native
 
 __all__ = ["Client"]
@@ -585,6 +585,8 @@ class Client:
             self._on_events(self._liveness.bye(inc.port, msg.server_id, now))
             self._drop_pending(key, book)
             self._reply(inc.port, inc.envelope, fmt, msg)  # vidgear waits for this answer
+            if fmt is native and self._pattern == 2:  # the server waits for this one
+                self._transport.confirm(inc.port, bye_topic(msg.server_id))
             return False
         first = self._liveness.state_of(inc.port, msg.server_id) is None
         events = self._liveness.message(inc.port, msg.server_id, now, session=msg.session, conn=inc.conn)

@@ -27,7 +27,7 @@ import numpy as np
 from . import codecs
 from .errors import ClosedError, ProtocolError, RequestTimeout
 from .options import Settings
-from .transport import ServerTransport
+from .transport import ServerTransport, bye_topic
 from .wire import NO_MESSAGE, Encoded, Limits, formats
 
 __all__ = ["Server", "default_server_id"]
@@ -39,6 +39,8 @@ _SLICE = 0.05
 #: how long close() waits for frames in flight, then lets the goodbye get out
 _FLUSH = 0.4
 _GOODBYE_LINGER = 0.25
+#: PUB/SUB: how long close() waits for room for the goodbye and for the hub's confirmation
+_GOODBYE_WAIT = 0.5
 
 
 def default_server_id() -> str:
@@ -397,7 +399,10 @@ class Server:
             if locked:
                 self._flush()
                 self._goodbye()
-            self._transport.close(linger=_GOODBYE_LINGER if locked else 0.0)
+            # native PUB/SUB has waited for the hub's confirmation of the goodbye already:
+            # lingering would only hold close() up behind a hub that is stuck or gone
+            confirmed = self._pattern == 2 and self._speaker.sequenced
+            self._transport.close(linger=_GOODBYE_LINGER if locked and not confirmed else 0.0)
         finally:
             if locked:
                 self._lock.release()
@@ -417,17 +422,24 @@ class Server:
                 self._acked_any = True
         self._inflight.clear()
 
-    def _goodbye(self) -> None:
+    def _goodbye(self) -> bool:
+        """Say goodbye; True if the hub confirmed it (native PUB/SUB hubs do)."""
         # vidgear's hub does not answer (and its receive thread fails on) a goodbye from a
         # port it never saw a frame from; our hub and imagezmq do not care.
         if self._speaker.replies and not self._speaker.sequenced and not self._acked_any:
-            return
+            return False
         try:
             bye = self._speaker.bye(self._seq)
-            if bye is not None:
-                self._transport.send(bye, control=True)
+            if bye is None:
+                return False
+            confirm = bye_topic(self.server_id) if self._speaker.sequenced else None
+            confirmed = self._transport.goodbye(bye, confirm=confirm, timeout=_GOODBYE_WAIT)
+            if self._pattern == 2 and confirm is not None and not confirmed:
+                self._log.debug("the hub did not confirm the goodbye within %.2gs", _GOODBYE_WAIT)
+            return confirmed
         except Exception:  # pragma: no cover
             self._log.debug("goodbye could not be sent", exc_info=True)
+            return False
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):

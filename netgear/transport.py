@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -47,6 +47,7 @@ __all__ = [
     "ServerTransport",
     "Incoming",
     "Disconnected",
+    "bye_topic",
     "topic_frame",
     "CONTROL_TOPIC",
     "curve_keypair",
@@ -89,6 +90,14 @@ def _poll1(sock: zmq.Socket, events: int, ms: int) -> bool:
     """Whether ``sock`` has ``events`` within ``ms`` milliseconds (``Socket.poll`` builds a
     ``Poller`` every call)."""
     return bool(zmq.zmq_poll([(sock, events)], ms))
+
+
+def bye_topic(server_id: str) -> bytes:
+    """The subscription a native PUB/SUB hub makes (and drops at once) to confirm a
+    server's goodbye. A subscription, because it is the only thing a SUB socket can say to
+    its publishers. No server publishes under it: it is longer than ``CONTROL_TOPIC`` and
+    topics are matched by prefix."""
+    return CONTROL_TOPIC + b"bye\x00" + server_id.encode("utf-8", "replace")
 
 
 def topic_frame(topic: str) -> bytes:
@@ -413,6 +422,18 @@ class HubTransport:
         except zmq.ZMQError:
             return False
 
+    def confirm(self, port: int, topic: bytes) -> None:
+        """PUB/SUB: subscribe to ``topic`` and drop it at once, which tells the publishers on
+        ``port`` that their goodbye arrived (see :func:`bye_topic`)."""
+        sock = self._sockets.get(port)
+        if sock is None or self.pattern != 2:
+            return
+        try:
+            sock.setsockopt(zmq.SUBSCRIBE, topic)
+            sock.setsockopt(zmq.UNSUBSCRIBE, topic)
+        except zmq.ZMQError:  # pragma: no cover - a closing socket
+            pass
+
     def reload_keys(self) -> int:
         """Ironhouse: re-read the allow-list; new connections are checked against it at once.
 
@@ -486,9 +507,15 @@ class ServerTransport:
         self._was_dropped = False
         self._monitor_read_at = 0.0
         self._closed = False
+        #: XPUB: the topics connected hubs subscribe to (none: no hub is connected)
+        self._topics: Set[bytes] = set()
+        #: XPUB: the goodbye's confirmation to look out for, and whether it came
+        self._bye_topic: Optional[bytes] = None
+        self._bye_heard = False
         self._open()
 
     def _open(self) -> None:
+        self._topics.clear()
         kind = {0: zmq.PAIR, 1: zmq.DEALER, 2: zmq.XPUB}[self.pattern]
         sock = self._ctx.socket(kind)
         sock.copy_threshold = _ZERO_COPY_MIN
@@ -609,7 +636,7 @@ class ServerTransport:
             # (at most once a millisecond, and not at all under load), so without this it
             # counts long-delivered messages against send_hwm and PUB drops sends for nothing.
             if self.pattern == 2 and sock.get(_EVENTS) & _POLLIN:
-                self._drop_subscriptions(sock)
+                self._read_subscriptions()
         # XPUB (PUB/SUB frames): blocks up to publish_wait (SNDTIMEO) for room; control
         # messages (heartbeats, goodbye) never wait.
         flags = _NOBLOCK if (self.pattern != 2 or control) else 0
@@ -619,14 +646,58 @@ class ServerTransport:
         except zmq.Again:
             return False
 
-    @staticmethod
-    def _drop_subscriptions(sock: zmq.Socket) -> None:
-        """An XPUB hears its subscribers' (un)subscriptions; nothing here needs them."""
+    def _read_subscriptions(self) -> None:
+        """An XPUB hears its hubs' (un)subscriptions: which topics are wanted (none once
+        every hub is gone: libzmq unsubscribes a leaving peer's topics) and a hub's
+        confirmation of the goodbye."""
+        sock = self._sock
+        assert sock is not None
         try:
             while sock.get(_EVENTS) & _POLLIN:
-                sock.recv(_NOBLOCK)
+                msg = sock.recv(_NOBLOCK)
+                topic = msg[1:]
+                if msg[:1] == b"\x01":
+                    self._topics.add(topic)
+                    if topic == self._bye_topic:
+                        self._bye_heard = True
+                else:
+                    self._topics.discard(topic)
         except zmq.ZMQError:
             pass
+
+    def goodbye(self, parts: Sequence[Any], *, confirm: Optional[bytes], timeout: float) -> bool:
+        """Send the goodbye. True once it is known delivered (PUB/SUB with ``confirm``: the
+        hub subscribed to ``confirm``), or, without a way to know, once it is queued.
+
+        PUB/SUB waits, up to ``timeout`` seconds in all, for room behind the server's last
+        frames and then for the hub's confirmation. Queued is not enough there: when the
+        socket closes, libzmq's linger hands what is queued to the connection, which drops
+        whatever it has not written yet (all of it while a slow hub keeps the kernel's
+        buffers full), and the hub would see the server vanish ("gone") instead of close.
+        Nothing waits when no hub is connected. Other patterns never wait (REQ/REP has
+        waited for its acknowledgements already)."""
+        sock = self._sock
+        assert sock is not None
+        if self.pattern != 2:
+            return self.send(parts, control=True)
+        deadline = time.monotonic() + timeout
+        self._read_subscriptions()
+        frames = formats.wrap(self._fmt, self.pattern, parts, topic=CONTROL_TOPIC)
+        try:
+            sock.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)) if self._topics else 0)
+            _send_parts(sock, frames, 0)
+        except zmq.ZMQError:
+            return False
+        if confirm is None:
+            return True
+        self._bye_topic, self._bye_heard = confirm, False
+        while not self._bye_heard and self._topics:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if _poll1(sock, _POLLIN, max(1, int(left * 1000))):
+                self._read_subscriptions()
+        return self._bye_heard
 
     def writable(self, timeout: float) -> bool:
         """Whether a message would go out now (DEALER: a hub is connected), waiting up to

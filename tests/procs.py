@@ -189,6 +189,25 @@ def idle_hub(port: int, pattern: int, *, stop: Any, results: Any, alive: int = 1
         stop.wait(60)
 
 
+def leave_watching_hub(port: int, pattern: int, *, stop: Any, results: Any, options=None) -> None:
+    """A hub in its own process that never reads: reports ("alive", pid) once a server is
+    seen, then ("left", state, reason) once that server is no longer alive (the test may
+    SIGSTOP it meanwhile)."""
+    from netgear import NetGear
+
+    with NetGear(address="127.0.0.1", port=port, pattern=pattern, receive_mode=True, **(options or {})) as gear:
+        deadline = time.monotonic() + 30
+        while not gear.snapshot().alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        results.put(("alive", os.getpid()))
+        while not stop.is_set():
+            servers = gear.snapshot().servers
+            if servers and servers[0].state != "alive":
+                results.put(("left", servers[0].state, servers[0].reason))
+                return
+            time.sleep(0.01)
+
+
 def stream_reporting(port: int, pattern: int, *, stop: Any, results: Any, fps: float = 30.0, salt: int = 0,
                      options=None) -> None:
     """Like ``stream``, but reports every ``send()`` on ``results``:
