@@ -586,7 +586,7 @@ class Client:
             self._drop_pending(key, book)
             self._reply(inc.port, inc.envelope, fmt, msg)  # vidgear waits for this answer
             if fmt is native and self._pattern == 2:  # the server waits for this one
-                self._transport.confirm(inc.port, bye_topic(msg.server_id))
+                self._transport.confirm(inc.port, bye_topic(msg.session))
             return False
         first = self._liveness.state_of(inc.port, msg.server_id) is None
         events = self._liveness.message(inc.port, msg.server_id, now, session=msg.session, conn=inc.conn)

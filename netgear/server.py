@@ -432,7 +432,7 @@ class Server:
             bye = self._speaker.bye(self._seq)
             if bye is None:
                 return False
-            confirm = bye_topic(self.server_id) if self._speaker.sequenced else None
+            confirm = bye_topic(self._speaker.session) if self._speaker.sequenced else None
             confirmed = self._transport.goodbye(bye, confirm=confirm, timeout=_GOODBYE_WAIT)
             if self._pattern == 2 and confirm is not None and not confirmed:
                 self._log.debug("the hub did not confirm the goodbye within %.2gs", _GOODBYE_WAIT)

@@ -92,12 +92,14 @@ def _poll1(sock: zmq.Socket, events: int, ms: int) -> bool:
     return bool(zmq.zmq_poll([(sock, events)], ms))
 
 
-def bye_topic(server_id: str) -> bytes:
-    """The subscription a native PUB/SUB hub makes (and drops at once) to confirm a
-    server's goodbye. A subscription, because it is the only thing a SUB socket can say to
-    its publishers. No server publishes under it: it is longer than ``CONTROL_TOPIC`` and
-    topics are matched by prefix."""
-    return CONTROL_TOPIC + b"bye\x00" + server_id.encode("utf-8", "replace")
+def bye_topic(session: int) -> bytes:
+    """The subscription a native PUB/SUB hub makes (and drops at once) to confirm the
+    goodbye of the server incarnation ``session`` (the header's ``s``: under Ironhouse the
+    hub names servers by their keys, so the id a server claims is no use here). A
+    subscription, because it is the only thing a SUB socket can say to its publishers. No
+    server publishes under it: it is longer than ``CONTROL_TOPIC``, and topics are matched
+    by prefix."""
+    return CONTROL_TOPIC + b"bye\x00" + session.to_bytes(4, "big")
 
 
 def topic_frame(topic: str) -> bytes:

@@ -104,8 +104,8 @@ def _slow_subscriber(gears, confirm: bool):
                 msg = native.decode(parts[1:], Limits())
                 kinds.append(msg.kind)
                 if msg.kind == Kind.BYE and confirm:
-                    sub.setsockopt(zmq.SUBSCRIBE, bye_topic(msg.server_id))
-                    sub.setsockopt(zmq.UNSUBSCRIBE, bye_topic(msg.server_id))
+                    sub.setsockopt(zmq.SUBSCRIBE, bye_topic(msg.session))
+                    sub.setsockopt(zmq.UNSUBSCRIBE, bye_topic(msg.session))
                 time.sleep(0.005)
 
     reader = threading.Thread(target=read, daemon=True)

@@ -223,6 +223,23 @@ def test_identity_comes_from_the_key(gears, procs, keydir):
     stop_honest.set()
 
 
+def test_ironhouse_pubsub_goodbye_is_confirmed_whatever_id_the_server_claims(gears, keydir):
+    """Under Ironhouse the hub names a server by its key, not by the id it claims; the
+    goodbye's confirmation goes by the server's session, so close() does not wait out its
+    half second and the hub reports the key's name closed."""
+    hub = open_hub(gears, [0], 2, **secure(keydir, 2))
+    server = NetGear(address="127.0.0.1", port=hub.ports[0], pattern=2, multiserver_mode=True,
+                     server_id="declared", **secure(keydir, 2, "cam1"))
+    try:
+        wait_until(lambda: hub.snapshot().server(hub.ports[0], "cam1") is not None, 10, "cam1 alive")
+    finally:
+        began = time.monotonic()
+        server.close()
+        took = time.monotonic() - began
+    assert took < 0.3, f"close() took {took:.2f}s: the confirmation did not come"
+    wait_until(lambda: hub.snapshot().server(hub.ports[0], "cam1").state == "closed", 5, "cam1 closed")
+
+
 def test_secret_key_permissions(tmp_path):
     public, secret = keys.generate(tmp_path / "k", "hub")
     assert stat.S_IMODE(os.stat(tmp_path / "k").st_mode) == 0o700
