@@ -288,7 +288,7 @@ def scenarios(full: bool) -> List[Scenario]:
     out.append(Scenario("slow-consumer-k4-vga-latest", 4, VGA, 2, fps=30, consumer_fps=2, delivery="latest",
                         baseline=False, seconds=5))
     out.append(Scenario("idle-k4", 4, VGA, 1, idle=True, baseline=False, seconds=5))
-    for inflight in (1, 4, 8):
+    for inflight in (1, 4, 8, 16):
         out.append(Scenario(f"rtt20ms-reqrep-k1-vga-inflight{inflight}", 1, VGA, 1, delay=0.010, inflight=inflight,
                             baseline=inflight == 1, delivery="fifo"))
     return out

@@ -67,7 +67,8 @@ class Options:
     jpeg_compression_subsampling: str = "420"
     jpeg_decode: bool = True
     decode_threads: Optional[int] = None
-    max_inflight: int = 4
+    max_inflight: int = 16
+    max_inflight_bytes: int = 32 << 20
     wire_format: str = "native"
     connect_to: Optional[Tuple[str, ...]] = None
     secure_mode: int = 0
@@ -105,7 +106,8 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "jpeg_compression_subsampling": ("server", "chroma subsampling: '420', '422', '444', '440' or '411'"),
     "jpeg_decode": ("hub", "False: hand JPEG frames over encoded (`packet.jpeg`), no decode"),
     "decode_threads": ("hub", "threads decoding JPEG frames in parallel (None: one per core, at most 4)"),
-    "max_inflight": ("server", "REQ/REP frames sent ahead of their acknowledgement (1: stop-and-wait)"),
+    "max_inflight": ("server", "REQ/REP frames sent ahead of their acknowledgement (1: stop-and-wait); a frame asks for it once half the window has not"),
+    "max_inflight_bytes": ("server", "REQ/REP: bytes of frames sent ahead of their acknowledgement; the window is the smaller of the two (at least one frame): 16 640x480 frames, 5 at 1920x1080"),
     "wire_format": ("server", "'native', or 'vidgear' / 'imagezmq' to feed a hub running those libraries"),
     "connect_to": ("hub", "PUB/SUB: addresses of publishers that bind (imagezmq senders) to connect to; `port` may then be omitted"),
     "secure_mode": ("both", "0 none, 1 Stonehouse (CURVE encryption, any server key), 2 Ironhouse (encryption + allow-list of server public keys); both sides must agree"),
@@ -249,6 +251,7 @@ _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "reuse_memory": _bool,
     "decode_threads": lambda n, v: None if v is None else _int(n, v, minimum=1, maximum=64),
     "max_inflight": lambda n, v: _int(n, v, minimum=1, maximum=64),
+    "max_inflight_bytes": lambda n, v: _int(n, v, minimum=1, maximum=1 << 40),
     "wire_format": lambda n, v: _choice(n, v, ("native", "vidgear", "imagezmq")),
     "connect_to": _addresses,
     "secure_mode": lambda n, v: _int(n, v, minimum=0, maximum=2),

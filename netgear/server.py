@@ -1,9 +1,10 @@
 """The sending side (a camera host).
 
 ``send()`` encodes in the caller's thread (JPEG when asked, in the chosen wire format) and
-hands the frame to ZeroMQ without a copy. REQ/REP keeps up to ``max_inflight`` frames in
-flight, acknowledged in order (every second frame asks for its acknowledgement, which
-covers the one before), so throughput does not collapse when the round trip grows;
+hands the frame to ZeroMQ without a copy. REQ/REP keeps up to ``max_inflight`` frames
+(and ``max_inflight_bytes``) in flight, acknowledged in order (a frame asks for its
+acknowledgement once half the window has not, and the answer covers the frames before
+it), so throughput does not collapse when the round trip grows;
 without answers it retries on a fresh socket and then raises
 :class:`~netgear.errors.RequestTimeout`. PUB/SUB waits at most ``publish_wait`` for room, then drops. A small heartbeat thread
 speaks up when the caller is quiet, so an idle server is still seen as alive, and
@@ -80,6 +81,9 @@ class Server:
         self._raw_noted = False
         one_at_a_time = opts.bidirectional_mode or not self._speaker.sequenced
         self._window = 1 if one_at_a_time else opts.max_inflight
+        #: the window for frames of the size being sent now: max_inflight frames, or fewer
+        #: where max_inflight_bytes holds fewer (at least one)
+        self._cur_window = self._window
         self._inflight: Deque[_InFlight] = collections.deque()
         self._asked = 0  # the last frame sent asking for its acknowledgement
         self._stale: Set[int] = set()  # frames of this send() dropped as too late to send
@@ -168,6 +172,9 @@ class Server:
             # (bad message, too large) must not show up at the hub as a lost frame.
             seq = self._seq + 1
             request = self._pattern == 1 or self._speaker.replies
+            if self._window > 1:
+                size = encoded.data.nbytes if encoded is not None else (frame.nbytes if isinstance(frame, np.ndarray) else 0)
+                self._cur_window = max(1, min(self._window, self._opts.max_inflight_bytes // max(1, size)))
             defer = request and self._may_defer(seq)
             parts = self._speaker.frame(seq, frame, msg, encoded, defer=defer)
             self._seq = seq
@@ -225,16 +232,19 @@ class Server:
         return reply
 
     def _may_defer(self, seq: int) -> bool:
-        """Whether frame ``seq`` can go without asking for its acknowledgement: every
-        second frame asks (an ACK covers the frames before it too), and so does any frame
-        that fills the window, so a full window always has an answer coming. Halves the
-        hub's answers and this side's reading of them, like TCP's delayed ACK. (A window
-        over 1 means the native format: foreign ones are stop-and-wait.)"""
-        return self._window > 1 and seq - self._asked < 2 and len(self._inflight) + 1 < self._window
+        """Whether frame ``seq`` can go without asking for its acknowledgement. A frame
+        asks once half the window (at least two frames) has gone without asking (an ACK
+        covers the frames before it too), and so does any frame that fills the window, so
+        a full window always has an answer coming. Like TCP's delayed ACK, this spares the
+        hub most answers and this side most wake-ups to read them: with the default
+        window of 16 frames, one in eight asks. (A window over 1 means the native format:
+        foreign ones are stop-and-wait.)"""
+        window = self._cur_window
+        return window > 1 and seq - self._asked < max(2, window // 2) and len(self._inflight) + 1 < window
 
     def _blocked(self) -> bool:
         """The window is full, or a frame could not go out yet (no hub connected)."""
-        return len(self._inflight) >= self._window or any(not item.sent for item in self._inflight)
+        return len(self._inflight) >= self._cur_window or any(not item.sent for item in self._inflight)
 
     def _push(self, deadline: float) -> bool:
         """Send the frames in flight that are not out yet, waiting for room until ``deadline``.

@@ -1,6 +1,7 @@
 """Delayed acknowledgements under REQ/REP (wire v2 ``d``), on real sockets.
 
-A server with room in its window marks every other frame "no ACK needed yet"; the hub
+A server with room in its window marks frames "no ACK needed yet" until half the window
+(at least two frames) has gone without asking; the hub
 answers such a frame only with the ACK of a later one (which covers it) or when the
 server's next heartbeat arrives. The hub side is driven by a raw DEALER speaking the wire
 format, so the test sees exactly which ACKs come back and in which order; the server side
@@ -115,7 +116,8 @@ def test_v1_frames_are_each_answered(gears, dealer):
 
 class RawHub:
     """A ROUTER that acknowledges like the hub: frames without ``d`` at once, a deferred
-    one with the next ACK or on a heartbeat. Records every FRAME's (seq, defer)."""
+    one with the next ACK or on a heartbeat. Records every FRAME's (seq, defer) and the
+    most frames it has seen in flight at once (received, not yet acknowledged)."""
 
     def __init__(self) -> None:
         self.ctx = zmq.Context()
@@ -124,12 +126,14 @@ class RawHub:
         self.port = self.sock.bind_to_random_port(f"tcp://{LOCAL}")
         self.frames: list = []
         self.heartbeats = 0
+        self.most_in_flight = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self) -> None:
         deferred = None
+        acked = 0
         while not self.stop.is_set():
             if not self.sock.poll(50):
                 continue
@@ -137,6 +141,7 @@ class RawHub:
             msg = native.decode(parts, LIMITS)
             if msg.kind == Kind.FRAME:
                 self.frames.append((msg.seq, msg.defer))
+                self.most_in_flight = max(self.most_in_flight, msg.seq - acked)
                 if msg.defer:
                     deferred = msg.seq
                     continue
@@ -149,6 +154,7 @@ class RawHub:
             else:
                 continue
             deferred = None
+            acked = max(acked, ack)
             self.sock.send_multipart([identity, b"", *native.encode_ack(ack, limits=LIMITS)])
 
     def close(self) -> None:
@@ -158,8 +164,20 @@ class RawHub:
         self.ctx.term()
 
 
-@pytest.mark.parametrize("window", [1, 2, 3, 4, 8])
-def test_server_asks_for_every_second_ack_and_never_waits_on_a_deferred_one(gears, window):
+def deferred_runs(frames: list) -> list:
+    """Lengths of the runs of consecutive deferred frames."""
+    runs, run = [], 0
+    for _, defer in frames:
+        if defer:
+            run += 1
+        elif run:
+            runs.append(run)
+            run = 0
+    return runs + ([run] if run else [])
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 4, 8, 16])
+def test_server_asks_once_half_its_window_has_not_and_never_waits_on_a_deferred_one(gears, window):
     raw = RawHub()
     gears.callback(raw.close)
     server = open_server(gears, raw.port, 1, max_inflight=window, request_timeout=5.0)
@@ -172,13 +190,15 @@ def test_server_asks_for_every_second_ack_and_never_waits_on_a_deferred_one(gear
     wait_until(lambda: len(raw.frames) == sent, 10, "every frame at the raw hub")
     seqs = [seq for seq, _ in raw.frames]
     assert seqs == list(range(1, sent + 1))
-    deferred = [seq for seq, defer in raw.frames if defer]
+    runs = deferred_runs(raw.frames)
     if window == 1:
-        assert deferred == []  # stop-and-wait: every frame is answered
+        assert runs == []  # stop-and-wait: every frame is answered
     else:
-        # never two deferred frames in a row: about every second frame asks for its ACK
-        assert all(b - a >= 2 for a, b in zip(deferred, deferred[1:]))
-        assert len(deferred) >= sent // 4
+        # a frame asks once max(2, window // 2) frames have gone without asking: the first
+        # run, which starts with an empty window, is that long less the asking frame
+        longest = max(2, window // 2) - 1
+        assert runs and runs[0] == longest and max(runs) <= longest, runs
+    assert raw.most_in_flight <= window
     # closing with a deferred frame in flight: the heartbeat sent at close gets it answered
     # at once instead of after the whole flush wait (0.4 s)
     if window > 1:
@@ -193,3 +213,24 @@ def test_server_asks_for_every_second_ack_and_never_waits_on_a_deferred_one(gear
     assert time.monotonic() - started < 0.3
     if window > 1:
         assert raw.heartbeats >= 1
+
+
+def test_the_window_holds_at_most_max_inflight_bytes(gears):
+    """Frames of 12 KiB against a byte budget of three of them: never more than three in
+    flight, whatever max_inflight allows, and so every second frame asks."""
+    raw = RawHub()
+    gears.callback(raw.close)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    server = open_server(gears, raw.port, 1, max_inflight=16, max_inflight_bytes=3 * frame.nbytes,
+                         request_timeout=5.0)
+    for _ in range(30):
+        server.send(frame)
+    wait_until(lambda: len(raw.frames) == 30, 10, "every frame at the raw hub")
+    assert raw.most_in_flight <= 3
+    assert max(deferred_runs(raw.frames)) == 1
+    # a frame larger than the whole budget still goes, alone (stop-and-wait)
+    big = np.zeros((128, 128, 3), np.uint8)
+    for _ in range(3):
+        server.send(big)
+    wait_until(lambda: len(raw.frames) == 33, 10, "the large frames")
+    assert [defer for _, defer in raw.frames[30:]] == [False, False, False]
