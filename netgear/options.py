@@ -67,7 +67,7 @@ class Options:
     jpeg_compression_subsampling: str = "420"
     jpeg_decode: bool = True
     decode_threads: Optional[int] = None
-    max_inflight: int = 16
+    max_inflight: int = 8
     max_inflight_bytes: int = 32 << 20
     wire_format: str = "native"
     connect_to: Optional[Tuple[str, ...]] = None
@@ -107,7 +107,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "jpeg_decode": ("hub", "False: hand JPEG frames over encoded (`packet.jpeg`), no decode"),
     "decode_threads": ("hub", "threads decoding JPEG frames in parallel (None: one per core, at most 4)"),
     "max_inflight": ("server", "REQ/REP frames sent ahead of their acknowledgement (1: stop-and-wait); a frame asks for it once half the window has not"),
-    "max_inflight_bytes": ("server", "REQ/REP: bytes of frames sent ahead of their acknowledgement; the window is the smaller of the two (at least one frame): 16 640x480 frames, 5 at 1920x1080"),
+    "max_inflight_bytes": ("server", "REQ/REP: bytes of frames sent ahead of their acknowledgement; the window is the smaller of the two (at least one frame): by default 8 640x480 frames, 5 at 1920x1080"),
     "wire_format": ("server", "'native', or 'vidgear' / 'imagezmq' to feed a hub running those libraries"),
     "connect_to": ("hub", "PUB/SUB: addresses of publishers that bind (imagezmq senders) to connect to; `port` may then be omitted"),
     "secure_mode": ("both", "0 none, 1 Stonehouse (CURVE encryption, any server key), 2 Ironhouse (encryption + allow-list of server public keys); both sides must agree"),

@@ -237,7 +237,7 @@ class Server:
         covers the frames before it too), and so does any frame that fills the window, so
         a full window always has an answer coming. Like TCP's delayed ACK, this spares the
         hub most answers and this side most wake-ups to read them: with the default
-        window of 16 frames, one in eight asks. (A window over 1 means the native format:
+        window of 8 frames, one in four asks. (A window over 1 means the native format:
         foreign ones are stop-and-wait.)"""
         window = self._cur_window
         return window > 1 and seq - self._asked < max(2, window // 2) and len(self._inflight) + 1 < window
