@@ -173,7 +173,9 @@ class Server:
             seq = self._seq + 1
             request = self._pattern == 1 or self._speaker.replies
             if self._window > 1:
-                size = encoded.data.nbytes if encoded is not None else (frame.nbytes if isinstance(frame, np.ndarray) else 0)
+                size = frame.nbytes if isinstance(frame, np.ndarray) else 0
+                if encoded is not None:
+                    size = encoded.data.nbytes
                 self._cur_window = max(1, min(self._window, self._opts.max_inflight_bytes // max(1, size)))
             defer = request and self._may_defer(seq)
             parts = self._speaker.frame(seq, frame, msg, encoded, defer=defer)
@@ -411,8 +413,8 @@ class Server:
                 self._goodbye()
             # native PUB/SUB has waited for the hub's confirmation of the goodbye already:
             # lingering would only hold close() up behind a hub that is stuck or gone
-            confirmed = self._pattern == 2 and self._speaker.sequenced
-            self._transport.close(linger=_GOODBYE_LINGER if locked and not confirmed else 0.0)
+            waited = self._pattern == 2 and self._speaker.sequenced
+            self._transport.close(linger=_GOODBYE_LINGER if locked and not waited else 0.0)
         finally:
             if locked:
                 self._lock.release()
@@ -432,24 +434,21 @@ class Server:
                 self._acked_any = True
         self._inflight.clear()
 
-    def _goodbye(self) -> bool:
-        """Say goodbye; True if the hub confirmed it (native PUB/SUB hubs do)."""
+    def _goodbye(self) -> None:
         # vidgear's hub does not answer (and its receive thread fails on) a goodbye from a
         # port it never saw a frame from; our hub and imagezmq do not care.
         if self._speaker.replies and not self._speaker.sequenced and not self._acked_any:
-            return False
+            return
         try:
             bye = self._speaker.bye(self._seq)
             if bye is None:
-                return False
+                return
             confirm = bye_topic(self._speaker.session) if self._speaker.sequenced else None
             confirmed = self._transport.goodbye(bye, confirm=confirm, timeout=_GOODBYE_WAIT)
             if self._pattern == 2 and confirm is not None and not confirmed:
                 self._log.debug("the hub did not confirm the goodbye within %.2gs", _GOODBYE_WAIT)
-            return confirmed
         except Exception:  # pragma: no cover
             self._log.debug("goodbye could not be sent", exc_info=True)
-            return False
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
