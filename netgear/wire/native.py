@@ -140,7 +140,7 @@ def encode_frame(
     ``np.ascontiguousarray``. ``frame=None`` sends no frame; ``message`` is omitted
     unless given (``None`` is a message). ``defer``: the sender has room for more frames
     in flight, so the hub may leave this frame's ACK to the ACK of a later one (or to a
-    heartbeat's arrival): a REQ/REP window is then acknowledged about every second frame.
+    heartbeat's arrival): the server decides how often (once per half window).
 
     Raises ``TypeError`` for a non-array frame or a dtype outside :data:`DTYPES`,
     ``ValueError`` for more than ``limits.max_ndim`` dimensions, bool frames holding
