@@ -242,7 +242,11 @@ class HubTransport:
         self._ctx = zmq.Context(io_threads=1)
         self._sockets: Dict[int, zmq.Socket] = {}
         self._monitors: Dict[zmq.Socket, int] = {}
-        self._monitor_of: Dict[int, zmq.Socket] = {}
+        self._monitor_of: Dict[zmq.Socket, zmq.Socket] = {}  # (two endpoints may share a port)
+        #: each monitor by its ZMQ_FD, which is what the poll watches (see _open)
+        self._monitor_fds: Dict[int, zmq.Socket] = {}
+        #: connection events read while opening the sockets, for the first poll
+        self._early: List[Observation] = []
         self._by_socket: Dict[zmq.Socket, int] = {}
         self._poller = zmq.Poller()
         self._wake_r, self._wake_w = os.pipe()
@@ -314,9 +318,21 @@ class HubTransport:
         self._sockets[endpoint.port] = sock
         self._by_socket[sock] = endpoint.port
         self._monitors[monitor] = endpoint.port
-        self._monitor_of[endpoint.port] = monitor
+        self._monitor_of[sock] = monitor
+        self._drain_monitor(monitor, self._early)
         self._poller.register(sock, zmq.POLLIN)
-        self._poller.register(monitor, zmq.POLLIN)
+        # The monitor is polled by its ZMQ_FD, not as a ZeroMQ socket, so zmq_poll does no
+        # ZeroMQ work for it (a getsockopt for the descriptor and one for its events, every
+        # poll, for a socket that speaks only when a connection comes or goes; see
+        # docs/performance.md). libzmq signals that descriptor when a message
+        # arrives in a queue that a read (or an events check) last found empty, and never
+        # while the queue holds an unread message. So only this class reads the monitor,
+        # every read drains it to EAGAIN (_drain_monitor), including one right here (a fresh
+        # queue was never found empty: its first event would not signal). A signal with
+        # nothing to read costs one EAGAIN.
+        fd = monitor.get(zmq.FD)
+        self._monitor_fds[fd] = monitor
+        self._poller.register(fd, zmq.POLLIN)
         self.endpoints.append(endpoint)
 
     @property
@@ -331,23 +347,25 @@ class HubTransport:
         ready = dict(zmq.zmq_poll(self._poller.sockets, -1 if ms is None else ms))  # (Poller.poll's own work)
         woken = False
         out: List[Observation] = []
+        if self._early:  # (before anything this poll read, as they happened)
+            out, self._early = self._early, out
         if self._wake_r in ready:
             woken = True
             self._drain_wake()
-        spoke = set()
+        spoke = []
         for sock in ready:
             port = self._by_socket.get(sock)
             if port is not None:
                 self._drain(sock, port, out)
-                spoke.add(port)
+                spoke.append(sock)
         # Connection events after the messages: from every monitor the poll found ready,
-        # and from those of the ports that had messages this round, ready or not by now,
+        # and from those of the sockets that had messages this round, ready or not by now,
         # so a new connection's "accepted" is always read in the same round as its first
         # message, or before (see Disconnected).
-        monitors = [m for m in ready if m in self._monitors]
-        for port in spoke:
-            monitor = self._monitor_of[port]
-            if monitor not in ready and monitor.get(_EVENTS) & _POLLIN:
+        monitors = [self._monitor_fds[fd] for fd in ready if fd in self._monitor_fds]
+        for sock in spoke:
+            monitor = self._monitor_of[sock]
+            if monitor not in monitors and monitor.get(_EVENTS) & _POLLIN:
                 monitors.append(monitor)
         for monitor in monitors:
             self._drain_monitor(monitor, out)

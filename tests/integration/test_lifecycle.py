@@ -332,6 +332,16 @@ def test_a_closed_hub_never_touches_the_descriptors_it_released(gears, tmp_path)
     assert not sender.is_alive()  # the server, never answered, was released by its close()
 
 
+def cpu_while_waiting(hub, seconds):
+    """CPU seconds this process used while ``hub.recv`` waited ``seconds`` for nothing,
+    and the seconds it took."""
+    before, began = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    with pytest.raises(RecvTimeout):
+        hub.recv(timeout=seconds)
+    after, took = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - began
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), took
+
+
 @pytest.mark.parametrize("pattern", [1, 2])
 def test_idle_hub_does_not_busy_wait(procs, gears, pattern):
     hub = open_hub(gears, [0, 0], pattern)
@@ -339,15 +349,38 @@ def test_idle_hub_does_not_busy_wait(procs, gears, pattern):
     for port in hub.ports:
         procs.append(start(serve, port, pattern, 0, stop=stop))  # connected, silent
     wait_alive(hub, 2)
-    before, began = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-    with pytest.raises(RecvTimeout):
-        hub.recv(timeout=2.0)
-    after, took = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - began
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu, took = cpu_while_waiting(hub, 2.0)
     assert cpu < 0.05 * took, f"{cpu:.3f}s of CPU in {took:.2f}s of waiting"
     assert len(hub.snapshot().alive()) == 2  # their heartbeats were handled meanwhile
     stop.set()
     assert hub.recv(timeout=5) is None
+
+
+@pytest.mark.parametrize("pattern", [1, 2])
+def test_idle_hub_reports_each_disconnect_and_goes_back_to_waiting(procs, gears, pattern):
+    """An idle hub learns of dropped connections from its monitors, which its poll watches by
+    their descriptors: a killed server is reported at once (not after the 10 s of silence
+    allowed here), the descriptor signals again for a second one, and reading an event leaves
+    nothing behind that keeps the poll from sleeping."""
+    hub = open_hub(gears, [0, 0], pattern, liveness_timeout=10.0)
+    stop = CTX.Event()  # (never set: both are killed)
+    for port in hub.ports:
+        procs.append(start(serve, port, pattern, 0, stop=stop))  # connected, silent
+    wait_alive(hub, 2)
+    hub.pop_events()
+
+    def left(port):
+        killed = time.monotonic()
+        os.kill(procs[hub.ports.index(port)].pid, signal.SIGKILL)
+        events = wait_until(lambda: [e for e in hub.pop_events() if e.kind == "left"], 5, f"port {port} left")
+        assert [(e.port, e.reason) for e in events] == [(port, "disconnected")]
+        return time.monotonic() - killed
+
+    assert left(hub.ports[0]) < 2.0
+    cpu, took = cpu_while_waiting(hub, 1.5)
+    assert cpu < 0.05 * took, f"{cpu:.3f}s of CPU in {took:.2f}s of waiting after a disconnect"
+    assert left(hub.ports[1]) < 2.0
+    assert hub.recv(timeout=5) is None  # every server gone: the end of the stream
 
 
 def test_close_while_peers_disconnect_never_hangs(procs):
