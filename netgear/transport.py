@@ -319,17 +319,17 @@ class HubTransport:
         self._by_socket[sock] = endpoint.port
         self._monitors[monitor] = endpoint.port
         self._monitor_of[sock] = monitor
-        self._drain_monitor(monitor, self._early)
         self._poller.register(sock, zmq.POLLIN)
         # The monitor is polled by its ZMQ_FD, not as a ZeroMQ socket, so zmq_poll does no
-        # ZeroMQ work for it (a getsockopt for the descriptor and one for its events, every
-        # poll, for a socket that speaks only when a connection comes or goes; see
-        # docs/performance.md). libzmq signals that descriptor when a message
-        # arrives in a queue that a read (or an events check) last found empty, and never
-        # while the queue holds an unread message. So only this class reads the monitor,
-        # every read drains it to EAGAIN (_drain_monitor), including one right here (a fresh
-        # queue was never found empty: its first event would not signal). A signal with
-        # nothing to read costs one EAGAIN.
+        # ZeroMQ work for it on every pass (a getsockopt for the descriptor and one for its
+        # events) for a socket that speaks only when a connection comes or goes (see
+        # docs/performance.md). libzmq signals that descriptor when a message arrives in a
+        # queue that a read (or an events check) last found empty, and never again while
+        # the queue holds an unread message. So only this class reads the monitor, and
+        # every read drains it to EAGAIN (_drain_monitor), starting with one right here: a
+        # fresh queue was never found empty, so its first event would not signal. A signal
+        # with nothing to read costs one EAGAIN.
+        self._drain_monitor(monitor, self._early)
         fd = monitor.get(zmq.FD)
         self._monitor_fds[fd] = monitor
         self._poller.register(fd, zmq.POLLIN)
