@@ -50,7 +50,7 @@ class Options:
     request_timeout: float = 2.0
     max_retries: int = 3
     subscriber_timeout: Optional[float] = None
-    heartbeat_interval: float = 0.25
+    heartbeat_interval: float = 0.5
     liveness_timeout: float = 1.5
     startup_grace: Optional[float] = 30.0
     delivery: Optional[str] = None

@@ -1,6 +1,6 @@
 """Servers that die (SIGKILL) or freeze (SIGSTOP), among healthy ones; both patterns.
 
-Default liveness settings (heartbeat 0.25 s, liveness_timeout 1.5 s). The documented bound
+Default liveness settings (heartbeat 0.5 s, liveness_timeout 1.5 s). The documented bound
 for a dead or frozen server to be reported gone is ``liveness_timeout`` + 0.5 s of
 detection slack = ``BOUND`` (2.0 s). Servers stream small frames (24x32x3) at ``FPS`` = 30.
 "Steady" means: at least 90 % of 30 fps over the window and never more than 200 ms
