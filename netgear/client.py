@@ -35,6 +35,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from . import codecs
 from .errors import ClosedError, ProtocolError, RecvTimeout
+from ._threads import show_name
 from .liveness import Event, Liveness
 from .options import Settings
 from .packet import Packet
@@ -179,6 +180,7 @@ class _Decoders:
         return job
 
     def _work(self) -> None:
+        show_name()
         job: Optional[_Job] = None
         while True:
             with self._cond:
@@ -495,6 +497,7 @@ class Client:
         return [CONTROL_TOPIC, b"{"] + [topic_frame(t) for t in sorted(self._filter)]
 
     def _run(self) -> None:
+        show_name()
         while not self._closed:
             if self._wanted or self._polling or time.monotonic() - self._left_at < _HANDBACK:
                 # a consumer polls, wants to, or just did and will likely be back: park

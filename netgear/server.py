@@ -27,6 +27,7 @@ import numpy as np
 
 from . import codecs
 from .errors import ClosedError, ProtocolError, RequestTimeout
+from ._threads import show_name
 from .options import Settings
 from .transport import ServerTransport, bye_topic
 from .wire import NO_MESSAGE, Encoded, Limits, formats
@@ -371,6 +372,7 @@ class Server:
     # -- heartbeats and goodbye ------------------------------------------------------------
 
     def _beat(self) -> None:
+        show_name()
         interval = self._opts.heartbeat_interval
         # PUB/SUB: a hub whose filter leaves this server's topic out never sees its frames
         # (ZeroMQ drops them at the PUB socket), so there the heartbeat is the only sign of
