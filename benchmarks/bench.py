@@ -407,7 +407,7 @@ def _median_of(runs: List[Result]) -> Result:
 def _line(r: Result) -> str:
     extra = " ".join(f"{k}={v:.3g}" for k, v in r.extra.items())
     return (f"{r.name:<32} {r.system:<13} fps={r.fps:8.1f} MB/s={r.mbps:8.1f} p50={r.p50_ms:7.2f}ms "
-            f"p99={r.p99_ms:7.2f}ms drops={r.drops:5d} hubcpu={r.hub_cpu:5.2f} srvcpu={r.server_cpu:5.2f} {extra}")
+            f"p99={r.p99_ms:7.2f}ms drops={r.drops:5d} hubcpu={r.hub_cpu:6.3f} srvcpu={r.server_cpu:6.3f} {extra}")
 
 
 if __name__ == "__main__":
