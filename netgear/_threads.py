@@ -11,6 +11,7 @@ decoder threads ``ng-hub-5566-d0``, ``ng-hub-5566-d1``…, and a server's heartb
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import sys
 import threading
@@ -25,10 +26,6 @@ _PR_SET_NAME = 15
 #: the kernel keeps 16 bytes, the last one a NUL
 _MAX = 15
 
-_prctl: Optional[Any] = None
-_resolved = False
-_lock = threading.Lock()
-
 
 def os_label(name: str) -> str:
     """The short form of a netgear thread's Python name, at most 15 bytes."""
@@ -36,25 +33,24 @@ def os_label(name: str) -> str:
     return label.encode("utf-8")[:_MAX].decode("utf-8", "ignore")
 
 
-def _resolve() -> Optional[Any]:
-    global _prctl, _resolved
-    with _lock:
-        if not _resolved:
-            _resolved = True
-            if sys.platform.startswith("linux"):
-                try:
-                    prctl = ctypes.CDLL(None, use_errno=True).prctl
-                    prctl.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
-                    prctl.restype = ctypes.c_int
-                    _prctl = prctl
-                except (OSError, AttributeError):  # pragma: no cover - every Linux libc has prctl
-                    _log.debug("prctl not found: threads keep the process's name")
-        return _prctl
+@functools.lru_cache(maxsize=None)
+def _prctl() -> Optional[Any]:
+    """libc's ``prctl`` on Linux, looked up once; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - every Linux libc has prctl
+        _log.debug("prctl not found: threads keep the process's name")
+        return None
+    prctl.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+    prctl.restype = ctypes.c_int
+    return prctl
 
 
 def show_name() -> None:
     """Give the calling thread's Python name, shortened, to the operating system."""
-    prctl = _resolve()
+    prctl = _prctl()
     if prctl is None:
         return
     label = os_label(threading.current_thread().name)
