@@ -5,28 +5,60 @@ PUSH -> PULL (what a transport can do with no acknowledgement) and REQ -> REP
 (stop-and-wait). The receiver takes the time stamp out of the header for latency.
 Both sides run with the malloc settings netgear applies to itself (``netgear.memory``), so
 the comparison does not depend on which system ran first in the process.
+
+For the JPEG scenarios the senders send JPEG (encoded once, or live for every frame, with
+netgear's own codec calls and default settings) and the receiving loop hands each frame to
+a pool of decoding threads, as many as netgear's hub starts: the most a hand-written pyzmq
+hub gets out of the same codec on the same cores, with none of netgear's bookkeeping.
 """
 
 from __future__ import annotations
 
+import os
+import queue
 import struct
+import threading
 import time
-from typing import Any, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 HEADER = struct.Struct("<qq")  # seq, sent time in ns
 
 
+def camera_frame(shape: tuple, seed: int) -> np.ndarray:
+    """A camera-like frame: gradients and blocks plus sensor noise, so JPEG sizes and
+    decode times are those of real footage (a flat synthetic image decodes far faster)."""
+    h, w, c = shape
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.empty(shape, np.int16)
+    for ch in range(c):
+        base[:, :, ch] = (x * (ch + 1) + y * (seed + 1)) // 3 % 256
+    base[h // 4 : h // 2, w // 4 : w // 2] = 200
+    noise = np.random.default_rng(seed).normal(0, 12, size=shape)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
 def zmq_sender(
-    kind: str, url: str, shape: tuple, fps: Optional[float], go: Any, stop: Any, out: Any, ready: Any = None
+    kind: str,
+    url: str,
+    shape: tuple,
+    fps: Optional[float],
+    go: Any,
+    stop: Any,
+    out: Any,
+    ready: Any = None,
+    jpeg: Optional[str] = None,
+    seed: int = 0,
 ) -> None:
     """Send frames to ``url`` until ``stop``; report (frames, cpu seconds) on ``out``.
-    Puts one item on ``ready`` once connected."""
+    Puts one item on ``ready`` once connected. ``jpeg``: ``"pre"`` sends one camera-like
+    frame encoded once, ``"live"`` encodes it for every frame (netgear's codec, defaults)."""
     import resource
 
     import zmq
 
+    from netgear import codecs
     from netgear.memory import keep_freed_memory
 
     keep_freed_memory()
@@ -35,7 +67,12 @@ def zmq_sender(
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, 8)
     sock.connect(url)
-    frame = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    settings = codecs.JpegSettings()
+    if jpeg:
+        frame = camera_frame(shape, seed)
+        encoded = codecs.encode_jpeg(frame, settings) if jpeg == "pre" else None
+    else:
+        frame = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
     if ready is not None:
         ready.put(1)
     go.wait(60)
@@ -49,13 +86,16 @@ def zmq_sender(
                 if stop.wait(delay):
                     break
         header = HEADER.pack(sent, time.time_ns())
+        payload: Any = frame
+        if jpeg:
+            payload = encoded if encoded is not None else codecs.encode_jpeg(frame, settings)
         try:
             if kind == "pushpull":
                 if not sock.poll(100, zmq.POLLOUT):
                     continue
-                sock.send_multipart([header, frame], zmq.NOBLOCK, copy=False)
+                sock.send_multipart([header, payload], zmq.NOBLOCK, copy=False)
             else:
-                sock.send_multipart([header, frame], copy=False)
+                sock.send_multipart([header, payload], copy=False)
                 if not sock.poll(2000):
                     break
                 sock.recv()
@@ -98,8 +138,9 @@ class ZmqReceiver:
     def urls(self) -> list:
         return [f"tcp://127.0.0.1:{port}" for _, port in self.sockets]
 
-    def receive(self, timeout: float):
-        """Yield (port, nbytes, sent_ns) for each frame until ``timeout`` passes idle."""
+    def receive(self, timeout: float, raw: bool = True) -> Iterator[Tuple[int, Any, int]]:
+        """Yield (port, frame, sent_ns) for each frame until ``timeout`` passes idle: the
+        frame as an array, or with ``raw=False`` the payload's buffer (a JPEG)."""
         zmq = self._zmq
         ports = {sock: port for sock, port in self.sockets}
         while True:
@@ -115,8 +156,8 @@ class ZmqReceiver:
                     if self.kind == "reqrep":
                         sock.send(b"")
                     _, sent_ns = HEADER.unpack(parts[0].bytes)
-                    frame = np.frombuffer(parts[1].buffer, np.uint8)
-                    yield ports[sock], frame.nbytes, sent_ns
+                    payload = parts[1].buffer
+                    yield ports[sock], np.frombuffer(payload, np.uint8) if raw else payload, sent_ns
                     if self.kind == "reqrep":
                         break  # REP: answer before receiving again
 
@@ -124,3 +165,43 @@ class ZmqReceiver:
         for sock, _ in self.sockets:
             sock.close(0)
         self.ctx.term()
+
+
+class JpegDecoders:
+    """The decoding stage of a JPEG baseline: ``threads`` threads (netgear's default count
+    unless given) decode what the receiving loop submits through a bounded queue, so a
+    full pool holds the loop back and ZeroMQ's high-water marks hold the senders back."""
+
+    def __init__(self, shape: tuple, threads: Optional[int] = None) -> None:
+        from netgear import codecs
+
+        self._codecs = codecs
+        self._shape = shape
+        self._settings = codecs.JpegSettings()
+        count = threads or max(1, min(4, os.cpu_count() or 1))
+        self._queue: "queue.Queue[Optional[Tuple[Any, int]]]" = queue.Queue(maxsize=4 * count)
+        #: (time.monotonic() when decoded, latency in ms, bytes decoded), one per frame
+        self.done: List[Tuple[float, float, int]] = []
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, data: Any, sent_ns: int) -> None:
+        self._queue.put((data, sent_ns))
+
+    def _work(self) -> None:
+        settings = self._settings
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            data, sent_ns = item
+            image = self._codecs.decode_jpeg(data, "BGR", self._shape, fastdct=settings.fastdct,
+                                             fastupsample=settings.fastupsample)
+            self.done.append((time.monotonic(), (time.time_ns() - sent_ns) / 1e6, image.nbytes))
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(10)

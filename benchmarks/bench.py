@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.baseline import ZmqReceiver, zmq_sender
+from benchmarks.baseline import JpegDecoders, ZmqReceiver, camera_frame, zmq_sender
 from benchmarks.delay_proxy import DelayProxy
 from benchmarks.procstat import rss_mb
 
@@ -86,7 +86,7 @@ def netgear_sender(sc: Scenario, port: int, seed: int, go: Any, stop: Any, out: 
         options["jpeg_compression"] = True
     if sc.inflight:
         options["max_inflight"] = sc.inflight
-    frame = _frame(sc.shape, seed)
+    frame = camera_frame(sc.shape, seed)
     jpeg = codecs.encode_jpeg(frame, codecs.JpegSettings()) if sc.preencoded else None
     sent = 0
     with NetGear(address="127.0.0.1", port=port, pattern=sc.pattern, **options) as server:
@@ -110,19 +110,6 @@ def netgear_sender(sc: Scenario, port: int, seed: int, go: Any, stop: Any, out: 
             stop.wait(120)
         cpu = _cpu() - cpu0
     out.put(("sender", sent, cpu))
-
-
-def _frame(shape: tuple, seed: int) -> np.ndarray:
-    """A camera-like frame: gradients and blocks plus sensor noise, so JPEG sizes and
-    decode times are those of real footage (a flat synthetic image decodes far faster)."""
-    h, w, c = shape
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.empty(shape, np.int16)
-    for ch in range(c):
-        base[:, :, ch] = (x * (ch + 1) + y * (seed + 1)) // 3 % 256
-    base[h // 4 : h // 2, w // 4 : w // 2] = 200
-    noise = np.random.default_rng(seed).normal(0, 12, size=shape)
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
 def run_netgear(sc: Scenario) -> Result:
@@ -216,13 +203,17 @@ def _collect(out: Any, procs: List[Any]) -> float:
 
 
 def run_baseline(sc: Scenario, kind: str) -> Result:
+    """Bare pyzmq on the scenario: raw frames, or for the JPEG scenarios JPEG decoded by a
+    pool of threads (see :mod:`benchmarks.baseline`)."""
     recv = ZmqReceiver(kind, sc.servers)
     proxies = [DelayProxy(port, sc.delay) for _, port in recv.sockets] if sc.delay else []
     urls = [f"tcp://127.0.0.1:{x.port}" for x in proxies] if proxies else recv.urls
+    jpeg = ("pre" if sc.preencoded else "live") if sc.jpeg else None
+    decoders = JpegDecoders(sc.shape) if jpeg else None
     try:
         go, stop, out, ready = CTX.Event(), CTX.Event(), CTX.Queue(), CTX.Queue()
-        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out, ready), daemon=True)
-                 for url in urls]
+        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out, ready, jpeg, i),
+                             daemon=True) for i, url in enumerate(urls)]
         for proc in procs:
             proc.start()
         for _ in procs:  # every sender has started and connected (32 take a few seconds)
@@ -235,19 +226,26 @@ def run_baseline(sc: Scenario, kind: str) -> Result:
         frames = nbytes = 0
         latencies: List[float] = []
         cpu0 = None
-        for _, size, sent_ns in recv.receive(timeout=2.0):
+        for _, frame, sent_ns in recv.receive(timeout=2.0, raw=decoders is None):
             now = time.monotonic()
             if now >= t_end:
                 break
+            if cpu0 is None and now >= t_start:
+                cpu0 = _cpu()
+            if decoders is not None:  # counted once decoded, below
+                decoders.submit(frame, sent_ns)
+                continue
             if now < t_start:
                 continue
-            if cpu0 is None:
-                cpu0 = _cpu()
             frames += 1
-            nbytes += size
+            nbytes += frame.nbytes
             latencies.append((time.time_ns() - sent_ns) / 1e6)
         cpu = (_cpu() - (cpu0 or _cpu())) / sc.seconds
         stop.set()
+        if decoders is not None:
+            counted = [d for d in list(decoders.done) if t_start <= d[0] < t_end]
+            frames, nbytes = len(counted), sum(d[2] for d in counted)
+            latencies = [d[1] for d in counted]
         res = Result(sc.name, f"zmq-{kind}", frames, frames / sc.seconds, nbytes / sc.seconds / 1e6,
                      _pct(latencies, 50), _pct(latencies, 99), hub_cpu=cpu)
         res.server_cpu = _collect(out, procs) / sc.seconds
@@ -255,6 +253,8 @@ def run_baseline(sc: Scenario, kind: str) -> Result:
     finally:
         for proxy in proxies:
             proxy.close()
+        if decoders is not None:
+            decoders.close()
         recv.close()
 
 
@@ -275,16 +275,15 @@ def scenarios(full: bool) -> List[Scenario]:
     out.append(Scenario("paced-raw-k8-vga-30fps", 8, VGA, 1, fps=30, delivery="fifo"))
     if full:
         out.append(Scenario("paced-raw-k8-vga-30fps-pubsub", 8, VGA, 2, fps=30, delivery="fifo"))
-    out.append(Scenario("paced-jpeg-k4-hd-30fps", 4, HD, 1, fps=30, jpeg=True, baseline=False))
+    out.append(Scenario("paced-jpeg-k4-hd-30fps", 4, HD, 1, fps=30, jpeg=True))
     if full:
-        out.append(Scenario("paced-jpeg-k4-hd-30fps-pubsub", 4, HD, 2, fps=30, jpeg=True, baseline=False))
-    out.append(Scenario("jpeg-sat-k4-vga-preencoded", 4, VGA, 1, jpeg=True, preencoded=True, baseline=False))
+        out.append(Scenario("paced-jpeg-k4-hd-30fps-pubsub", 4, HD, 2, fps=30, jpeg=True))
+    out.append(Scenario("jpeg-sat-k4-vga-preencoded", 4, VGA, 1, jpeg=True, preencoded=True))
     if full:  # one camera: its frames decode on every thread (fifo), filed back in order
-        out.append(Scenario("jpeg-sat-k1-hd-preencoded", 1, HD, 1, jpeg=True, preencoded=True, baseline=False))
+        out.append(Scenario("jpeg-sat-k1-hd-preencoded", 1, HD, 1, jpeg=True, preencoded=True))
     if full:  # senders flat out with no acknowledgement to pace them: see docs/performance.md
-        out.append(Scenario("jpeg-sat-k4-vga-preencoded-pubsub", 4, VGA, 2, jpeg=True, preencoded=True,
-                            baseline=False))
-    out.append(Scenario("jpeg-sat-k4-vga-live", 4, VGA, 1, jpeg=True, baseline=False))
+        out.append(Scenario("jpeg-sat-k4-vga-preencoded-pubsub", 4, VGA, 2, jpeg=True, preencoded=True))
+    out.append(Scenario("jpeg-sat-k4-vga-live", 4, VGA, 1, jpeg=True))
     out.append(Scenario("slow-consumer-k4-vga-latest", 4, VGA, 2, fps=30, consumer_fps=2, delivery="latest",
                         baseline=False, seconds=5))
     out.append(Scenario("idle-k4", 4, VGA, 1, idle=True, baseline=False, seconds=5))
@@ -298,7 +297,7 @@ def codec_limits(shape: tuple) -> Dict[str, float]:
     """Seconds per frame to encode and to decode one camera-like frame, in this process."""
     from netgear import codecs
 
-    frame = _frame(shape, 0)
+    frame = camera_frame(shape, 0)
     settings = codecs.JpegSettings()
     data = codecs.encode_jpeg(frame, settings)
     n = 60
@@ -313,13 +312,14 @@ def codec_limits(shape: tuple) -> Dict[str, float]:
     return {"encode_s": (t1 - t0) / n, "decode_s": (t2 - t1) / n}
 
 
-def _annotate(sc: Scenario, result: Result, before: Optional[Dict[str, float]] = None) -> None:
+def _annotate(sc: Scenario, result: Result, before: Optional[Dict[str, float]] = None) -> Optional[Dict[str, float]]:
     """Ratios against the codec measured in this run, for the JPEG scenarios: right after
     the run and, when given, right before it (the mean of both, so a machine that got
-    busier or quieter during the run biases the ratio less)."""
+    busier or quieter during the run biases the ratio less). Returns the measurement taken
+    after the run."""
     if not sc.jpeg or sc.fps:
-        return
-    limits = codec_limits(sc.shape)
+        return None
+    after = limits = codec_limits(sc.shape)
     if before is not None:
         limits = {k: (limits[k] + before[k]) / 2 for k in limits}
     if sc.preencoded:
@@ -330,6 +330,7 @@ def _annotate(sc: Scenario, result: Result, before: Optional[Dict[str, float]] =
         two_core_limit = 2.0 / (limits["encode_s"] + limits["decode_s"])
         result.extra["two_core_codec_limit_fps"] = two_core_limit
         result.extra["ratio_vs_codec_limit"] = result.fps / two_core_limit
+    return after
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -374,8 +375,14 @@ def _run_once(sc: Scenario) -> List[Result]:
     """netgear, then its baselines, for one scenario: netgear's row carries the ratios."""
     before = codec_limits(sc.shape) if sc.jpeg and not sc.fps else None
     rows = [run_netgear(sc)]
-    _annotate(sc, rows[0], before)
-    if sc.baseline:
+    between = _annotate(sc, rows[0], before)
+    if sc.baseline and sc.jpeg:
+        # JPEG: PUSH->PULL into a pool of decoding threads (REQ->REP, one frame in flight,
+        # would be no yardstick); both rows carry their ratios to the codec
+        rows.append(run_baseline(sc, "pushpull"))
+        _annotate(sc, rows[1], between)
+        rows[0].extra["ratio_vs_zmq"] = rows[0].fps / (rows[1].fps or float("nan"))
+    elif sc.baseline:
         kinds = ("reqrep",) if sc.delay else ("pushpull", "reqrep")
         rows += [run_baseline(sc, kind) for kind in kinds]
         best = max(r.mbps for r in rows[1:]) or float("nan")

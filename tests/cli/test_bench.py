@@ -1,6 +1,6 @@
-"""Smoke test of ``netgear bench``: a short run of one scenario with its two pyzmq baselines
-and one through the delaying proxy, checked through the JSON report (the speed itself is
-measured by the benchmark, not asserted here)."""
+"""Smoke test of ``netgear bench``: a short run of one scenario with its two pyzmq baselines,
+one of JPEG next to pyzmq decoding on threads, and one through the delaying proxy, checked
+through the JSON report (the speed itself is measured by the benchmark, not asserted here)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,17 @@ def test_a_saturating_scenario_is_measured_next_to_both_baselines(tmp_path):
     best = max(r["mbps"] for r in rows[1:])
     assert rows[0]["extra"]["ratio_vs_best_zmq"] == pytest.approx(rows[0]["mbps"] / best)
     assert rows[0]["drops"] == 0  # REQ/REP fifo: back-pressure, never a drop
+
+
+def test_a_jpeg_scenario_is_measured_next_to_pyzmq_decoding_on_threads(tmp_path):
+    rows = run_bench(tmp_path, "jpeg-sat-k4-vga-preencoded")
+    assert [r["system"] for r in rows] == ["netgear", "zmq-pushpull"]
+    for row in rows:  # both decode every frame they count: MB/s are decoded frames
+        assert row["frames"] > 0 and row["hub_cpu"] > 0, row
+        assert row["mbps"] == pytest.approx(row["fps"] * 640 * 480 * 3 / 1e6), row
+        extra = row["extra"]
+        assert extra["ratio_vs_one_thread_decode"] == pytest.approx(row["fps"] / extra["one_thread_decode_fps"])
+    assert rows[0]["extra"]["ratio_vs_zmq"] == pytest.approx(rows[0]["fps"] / rows[1]["fps"])
 
 
 def test_the_window_scenario_goes_through_the_delaying_proxy(tmp_path):
