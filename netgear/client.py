@@ -640,7 +640,7 @@ class Client:
     def _admit(self, key: Key, book: _Book, inc: Incoming, fmt: ModuleType, msg: Decoded, seq: int) -> bool:
         """Answer now or hold the answer (back-pressure, bidirectional), then file or decode."""
         answered_later = self._bidirectional or (not self._latest and (book.pending or not self._has_room(book)))
-        if answered_later and formats.reply(fmt, msg, limits=self._limits, pattern=self._pattern) is not None:
+        if answered_later and formats.owes_reply(fmt, msg, self._pattern):
             if not book.pending:
                 self._liveness.hold(key[0], key[1], True)
             book.pending.append(_Pending(inc.port, inc.envelope, seq, fmt, msg))
@@ -760,7 +760,12 @@ class Client:
             else:  # release held answers while there is room again, oldest first
                 while book.pending and self._has_room(book):
                     pending = book.pending.popleft()
-                    self._reply(pending.port, pending.envelope, pending.fmt, pending.decoded)
+                    if pending.decoded.defer and book.sequenced and book.pending:
+                        # its sender asked for no ACK of its own, and a frame held behind it
+                        # will answer for both once released (as when not held: _admit)
+                        book.deferred = pending.seq
+                    else:
+                        self._reply(pending.port, pending.envelope, pending.fmt, pending.decoded)
             if not book.pending:
                 self._liveness.hold(key[0], key[1], False, time.monotonic())
 

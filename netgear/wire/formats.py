@@ -113,6 +113,13 @@ def refusal(fmt: ModuleType, pattern: int) -> list[bytes] | None:
     return list(answer) if answer is not None and replies(fmt, pattern) else None
 
 
+def owes_reply(fmt: ModuleType, decoded: Decoded, pattern: int) -> bool:
+    """Whether :func:`reply` would answer ``decoded`` (without encoding the answer)."""
+    if fmt is native:
+        return pattern in _NATIVE_REPLY_PATTERNS and decoded.kind is Kind.FRAME
+    return replies(fmt, pattern)
+
+
 def reply(
     fmt: ModuleType,
     decoded: Decoded,

@@ -103,6 +103,31 @@ def test_a_deferred_frame_is_answered_on_the_servers_new_connection(gears):
     assert next_ack(new) == 1
 
 
+def test_held_frames_are_answered_as_frames_with_room_are(gears, dealer):
+    """Back-pressure (a full fifo queue) holds answers back. Released, a deferred frame
+    with another held behind it is covered by that one's ACK, as it would have been with
+    room; the last one held is answered whatever it asked, since nothing else may come."""
+    hub = open_hub(gears, 0, 1, delivery="fifo", queue_size=2)
+    dealer.connect(f"tcp://{LOCAL}:{hub.ports[0]}")
+    asks = {4, 6}  # the others say "no ACK needed yet"
+    for seq in range(1, 7):
+        send(dealer, frame(seq, defer=seq not in asks))
+    # 1 and 2 fill the queue (deferred, no ACK); the answers to 3-6 are held
+    wait_until(lambda: hub.snapshot().server(hub.ports[0]).frames == 6, what="six frames in")
+    assert [hub.recv_packet(timeout=10).seq for _ in range(5)] == [1, 2, 3, 4, 5]  # room: 3-6 released
+    # ACKs come in the order the hub sent them: had it answered 3 or 5, that came first
+    assert next_ack(dealer) == 4
+    assert next_ack(dealer) == 6
+    send(dealer, frame(7, defer=True))  # room (6 alone is queued): deferred, not answered
+    send(dealer, frame(8, defer=True))  # no room: held, and the last one held
+    wait_until(lambda: hub.snapshot().server(hub.ports[0]).frames == 8, what="frames 7 and 8 in")
+    assert [hub.recv_packet(timeout=10).seq for _ in range(2)] == [6, 7]  # room: 8 released
+    assert next_ack(dealer) == 8  # (covering 7)
+    assert hub.recv_packet(timeout=10).seq == 8
+    entry = hub.snapshot().server(hub.ports[0])
+    assert (entry.frames, entry.dropped, entry.lost) == (8, 0, 0)
+
+
 def test_v1_frames_are_each_answered(gears, dealer):
     """An older server (wire v1, no ``d``) gets an ACK for every frame, as before."""
     hub = open_hub(gears, 0, 1)
