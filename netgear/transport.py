@@ -86,6 +86,17 @@ def _send_parts(sock: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
         sock.send(part, flags if i == last else flags | _SNDMORE, copy=False)
 
 
+def _recv_parts(sock: zmq.Socket) -> List[bytes]:
+    """``recv_multipart(NOBLOCK)`` for small messages (answers), with ``Frame.more``
+    instead of a getsockopt per part."""
+    frame = sock.recv(_NOBLOCK, copy=False)
+    parts = [frame.bytes]
+    while frame.more:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        parts.append(frame.bytes)
+    return parts
+
+
 def _poll1(sock: zmq.Socket, events: int, ms: int) -> bool:
     """Whether ``sock`` has ``events`` within ``ms`` milliseconds (``Socket.poll`` builds a
     ``Poller`` every call)."""
@@ -732,7 +743,7 @@ class ServerTransport:
         assert sock is not None
         if not _poll1(sock, _POLLIN, max(0, int(timeout * 1000))):
             return None
-        frames = sock.recv_multipart(_NOBLOCK)
+        frames = _recv_parts(sock)
         if self.pattern == 1 and frames and frames[0] == b"":
             frames = frames[1:]
         return frames
@@ -741,10 +752,12 @@ class ServerTransport:
         """Every answer already waiting, without blocking."""
         out = []
         sock = self._sock
-        while sock is not None:
+        # EVENTS first: called once per frame sent, and mostly with nothing waiting, where
+        # a recv would cost a raised and caught zmq.Again
+        while sock is not None and sock.get(_EVENTS) & _POLLIN:
             try:
-                frames = sock.recv_multipart(_NOBLOCK)
-            except zmq.Again:
+                frames = _recv_parts(sock)
+            except zmq.Again:  # pragma: no cover - EVENTS said a message was there
                 break
             if self.pattern == 1 and frames and frames[0] == b"":
                 frames = frames[1:]
