@@ -29,7 +29,7 @@ from . import codecs
 from .errors import ClosedError, ProtocolError, RequestTimeout
 from ._threads import show_name
 from .options import Settings
-from .transport import ServerTransport, bye_topic
+from .transport import JPEG_COPY_BELOW, ServerTransport, bye_topic, copied
 from .wire import NO_MESSAGE, Encoded, Limits, formats
 
 __all__ = ["Server", "default_server_id"]
@@ -180,6 +180,8 @@ class Server:
                 self._cur_window = max(1, min(self._window, self._opts.max_inflight_bytes // max(1, size)))
             defer = request and self._may_defer(seq)
             parts = self._speaker.frame(seq, frame, msg, encoded, defer=defer)
+            if encoded is not None and encoded.data.nbytes < JPEG_COPY_BELOW:
+                parts = [copied(part) if part is encoded.data else part for part in parts]
             self._seq = seq
             if request:
                 if not defer:
