@@ -446,9 +446,11 @@ class HubTransport:
                         out[index] = Disconnected(port, fd, True)
 
     def _drain_wake(self) -> None:
+        # One read empties the pipe: wake() writes only while no wake-up is pending, so it
+        # never holds more than one byte (a loop until EAGAIN cost a raised exception per
+        # wake-up, and decoders wake the polling consumer once per frame).
         try:
-            while os.read(self._wake_r, 4096):
-                pass
+            os.read(self._wake_r, 4096)
         except (BlockingIOError, OSError):
             pass
         # Cleared after reading, never before: a wake() that skipped its write since the
