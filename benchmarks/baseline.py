@@ -8,8 +8,9 @@ the comparison does not depend on which system ran first in the process.
 
 For the JPEG scenarios the senders send JPEG (encoded once, or live for every frame, with
 netgear's own codec calls and default settings) and the receiving loop hands each frame to
-a pool of decoding threads, as many as netgear's hub starts: the most a hand-written pyzmq
-hub gets out of the same codec on the same cores, with none of netgear's bookkeeping.
+a pool of decoding threads, as many as netgear's hub starts, which hand the decoded frames
+to one consuming thread: what a hand-written pyzmq hub gets out of the same codec on the
+same cores, with none of netgear's bookkeeping.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ class ZmqReceiver:
 class JpegDecoders:
     """The decoding stage of a JPEG baseline: ``threads`` threads (netgear's default count
     unless given) decode what the receiving loop submits through a bounded queue, so a
-    full pool holds the loop back and ZeroMQ's high-water marks hold the senders back."""
+    full pool holds the loop back and ZeroMQ's high-water marks hold the senders back.
+    Each decoded frame is handed to one consuming thread, as an application gets it (and
+    as netgear hands frames to the thread calling ``recv()``), which records it."""
 
     def __init__(self, shape: tuple, threads: Optional[int] = None) -> None:
         from netgear import codecs
@@ -180,10 +183,12 @@ class JpegDecoders:
         self._settings = codecs.JpegSettings()
         count = threads or max(1, min(4, os.cpu_count() or 1))
         self._queue: "queue.Queue[Optional[Tuple[Any, int]]]" = queue.Queue(maxsize=4 * count)
-        #: (time.monotonic() when decoded, latency in ms, bytes decoded), one per frame
+        self._decoded: "queue.SimpleQueue[Optional[Tuple[np.ndarray, int]]]" = queue.SimpleQueue()
+        #: (time.monotonic() when consumed, latency in ms, bytes decoded), one per frame
         self.done: List[Tuple[float, float, int]] = []
         self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(count)]
-        for thread in self._threads:
+        self._consumer = threading.Thread(target=self._consume, daemon=True)
+        for thread in [*self._threads, self._consumer]:
             thread.start()
 
     def submit(self, data: Any, sent_ns: int) -> None:
@@ -198,6 +203,14 @@ class JpegDecoders:
             data, sent_ns = item
             image = self._codecs.decode_jpeg(data, "BGR", self._shape, fastdct=settings.fastdct,
                                              fastupsample=settings.fastupsample)
+            self._decoded.put((image, sent_ns))
+
+    def _consume(self) -> None:
+        while True:
+            item = self._decoded.get()
+            if item is None:
+                return
+            image, sent_ns = item
             self.done.append((time.monotonic(), (time.time_ns() - sent_ns) / 1e6, image.nbytes))
 
     def close(self) -> None:
@@ -205,3 +218,5 @@ class JpegDecoders:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(10)
+        self._decoded.put(None)
+        self._consumer.join(10)
