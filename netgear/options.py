@@ -128,7 +128,10 @@ REFUSED_OPTIONS: Mapping[str, str] = {
     "ssh_tunnel_keyfile": "netgear opens no SSH tunnels: run `ssh -L` yourself and use its address",
     "multiclient_mode": "netgear has one hub per stream; to feed several hubs, run one server per hub",
     "flag": "send flags are chosen by netgear (zero-copy, non-blocking where it matters)",
-    "copy": "frames are always sent zero-copy; there is nothing to switch",
+    "copy": (
+        "raw frames are always sent zero-copy; JPEG under 256 KiB is copied, which costs the sender less "
+        "(see [Performance](performance.md#reading-the-numbers)); there is nothing to switch"
+    ),
     "track": "not needed: REQ/REP send() returns after the hub has the frame",
 }
 
