@@ -293,23 +293,28 @@ def scenarios(full: bool) -> List[Scenario]:
     return out
 
 
-def codec_limits(shape: tuple) -> Dict[str, float]:
-    """Seconds per frame to encode and to decode one camera-like frame, in this process."""
+def codec_limits(shape: tuple, seconds: float = 0.5) -> Dict[str, float]:
+    """Seconds per frame to encode and to decode one camera-like frame, in this process,
+    each timed over at least ``seconds`` (60 frames, as before, took a tenth of a second:
+    short enough for one preemption on a shared host to show in the yardstick)."""
     from netgear import codecs
 
     frame = camera_frame(shape, 0)
     settings = codecs.JpegSettings()
     data = codecs.encode_jpeg(frame, settings)
-    n = 60
-    t0 = time.perf_counter()
-    for _ in range(n):
-        codecs.encode_jpeg(frame, settings)
-    t1 = time.perf_counter()
-    for _ in range(n):
-        # decoded as the hub decodes the scenario's frames (the senders' default options)
-        codecs.decode_jpeg(data, "BGR", shape, fastdct=settings.fastdct, fastupsample=settings.fastupsample)
-    t2 = time.perf_counter()
-    return {"encode_s": (t1 - t0) / n, "decode_s": (t2 - t1) / n}
+
+    def per_frame(work: Any) -> float:
+        count, start = 0, time.perf_counter()
+        while count < 20 or time.perf_counter() - start < seconds:
+            work()
+            count += 1
+        return (time.perf_counter() - start) / count
+
+    encode_s = per_frame(lambda: codecs.encode_jpeg(frame, settings))
+    # decoded as the hub decodes the scenario's frames (the senders' default options)
+    decode_s = per_frame(lambda: codecs.decode_jpeg(data, "BGR", shape, fastdct=settings.fastdct,
+                                                    fastupsample=settings.fastupsample))
+    return {"encode_s": encode_s, "decode_s": decode_s}
 
 
 def _annotate(sc: Scenario, result: Result, before: Optional[Dict[str, float]] = None) -> Optional[Dict[str, float]]:
