@@ -51,10 +51,12 @@ def zmq_sender(
     ready: Any = None,
     jpeg: Optional[str] = None,
     seed: int = 0,
+    phase: float = 0.0,
 ) -> None:
     """Send frames to ``url`` until ``stop``; report (frames, cpu seconds) on ``out``.
     Puts one item on ``ready`` once connected. ``jpeg``: ``"pre"`` sends one camera-like
-    frame encoded once, ``"live"`` encodes it for every frame (netgear's codec, defaults)."""
+    frame encoded once, ``"live"`` encodes it for every frame (netgear's codec, defaults).
+    ``phase``: a paced sender's first frame goes this many seconds after the common start."""
     import resource
 
     import zmq
@@ -79,7 +81,7 @@ def zmq_sender(
     go.wait(60)
     cpu0 = _cpu(resource)
     sent = 0
-    start = time.monotonic()
+    start = time.monotonic() + phase
     while not stop.is_set():
         if fps:
             delay = start + sent / fps - time.monotonic()

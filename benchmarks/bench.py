@@ -46,6 +46,9 @@ class Scenario:
     delay: float = 0.0  # seconds added each way by a delaying proxy
     inflight: Optional[int] = None  # server max_inflight (None: default)
     idle: bool = False  # servers connect and stay silent
+    #: paced servers start a fraction of a frame interval apart (server i of K at i/K), as
+    #: independent cameras do, instead of all at once (their frames arriving together)
+    stagger: bool = False
 
 
 @dataclass
@@ -92,7 +95,7 @@ def netgear_sender(sc: Scenario, port: int, seed: int, go: Any, stop: Any, out: 
     with NetGear(address="127.0.0.1", port=port, pattern=sc.pattern, **options) as server:
         go.wait(60)
         cpu0 = _cpu()
-        start = time.monotonic()
+        start = time.monotonic() + _phase(sc, seed)
         while not stop.is_set() and not sc.idle:
             if sc.fps:
                 delay = start + sent / sc.fps - time.monotonic()
@@ -110,6 +113,11 @@ def netgear_sender(sc: Scenario, port: int, seed: int, go: Any, stop: Any, out: 
             stop.wait(120)
         cpu = _cpu() - cpu0
     out.put(("sender", sent, cpu))
+
+
+def _phase(sc: Scenario, index: int) -> float:
+    """When paced server ``index`` sends its first frame, after the common start."""
+    return index / (sc.servers * sc.fps) if sc.stagger and sc.fps else 0.0
 
 
 def run_netgear(sc: Scenario) -> Result:
@@ -212,7 +220,7 @@ def run_baseline(sc: Scenario, kind: str) -> Result:
     decoders = JpegDecoders(sc.shape) if jpeg else None
     try:
         go, stop, out, ready = CTX.Event(), CTX.Event(), CTX.Queue(), CTX.Queue()
-        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out, ready, jpeg, i),
+        procs = [CTX.Process(target=zmq_sender, args=(kind, url, sc.shape, sc.fps, go, stop, out, ready, jpeg, i, _phase(sc, i)),
                              daemon=True) for i, url in enumerate(urls)]
         for proc in procs:
             proc.start()
@@ -275,6 +283,7 @@ def scenarios(full: bool) -> List[Scenario]:
     out.append(Scenario("paced-raw-k8-vga-30fps", 8, VGA, 1, fps=30, delivery="fifo"))
     if full:
         out.append(Scenario("paced-raw-k8-vga-30fps-pubsub", 8, VGA, 2, fps=30, delivery="fifo"))
+        out.append(Scenario("paced-raw-k8-vga-30fps-staggered", 8, VGA, 1, fps=30, delivery="fifo", stagger=True))
     out.append(Scenario("paced-jpeg-k4-hd-30fps", 4, HD, 1, fps=30, jpeg=True))
     if full:
         out.append(Scenario("paced-jpeg-k4-hd-30fps-pubsub", 4, HD, 2, fps=30, jpeg=True))

@@ -70,6 +70,17 @@ def test_repeat_adds_the_medians_of_the_runs(tmp_path):
     assert summary["fps"] == pytest.approx(sum(r["fps"] for r in runs) / 2)
 
 
+def test_staggered_servers_start_a_fraction_of_a_frame_interval_apart():
+    from benchmarks.bench import Scenario, _phase, scenarios
+
+    staggered = next(sc for sc in scenarios(full=True) if sc.stagger)
+    assert (staggered.servers, staggered.fps) == (8, 30)
+    phases = [_phase(staggered, i) for i in range(staggered.servers)]
+    assert phases == pytest.approx([i / 240 for i in range(8)])  # evenly over one interval
+    in_step = Scenario("x", 8, (4, 4, 3), 1, fps=30)
+    assert {_phase(in_step, i) for i in range(8)} == {0.0}
+
+
 def test_repeat_below_one_is_a_usage_error():
     done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--repeat", "0"], capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env=env())
