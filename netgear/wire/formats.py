@@ -134,12 +134,10 @@ def reply(
     goodbyes under REQ/REP and PAIR; imagezmq answers frames under REQ/REP. Raises what
     the format's encoder raises for bad ``data`` (``TypeError``, ``MessageTooLarge``).
     """
-    if fmt is native:
-        if pattern not in _NATIVE_REPLY_PATTERNS or decoded.kind is not Kind.FRAME:
-            return None
-        return native.encode_ack(decoded.seq, data, limits=limits)
-    if not replies(fmt, pattern):
+    if not owes_reply(fmt, decoded, pattern):
         return None
+    if fmt is native:
+        return native.encode_ack(decoded.seq, data, limits=limits)
     return fmt.reply(decoded, data, limits=limits)
 
 
