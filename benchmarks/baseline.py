@@ -90,15 +90,17 @@ def zmq_sender(
                     break
         header = HEADER.pack(sent, time.time_ns())
         payload: Any = frame
-        if jpeg:
+        copy = False
+        if jpeg:  # copied, as netgear's servers send JPEG under 256 KiB: it costs less
             payload = encoded if encoded is not None else codecs.encode_jpeg(frame, settings)
+            copy = len(payload) < 256 * 1024
         try:
             if kind == "pushpull":
                 if not sock.poll(100, zmq.POLLOUT):
                     continue
-                sock.send_multipart([header, payload], zmq.NOBLOCK, copy=False)
+                sock.send_multipart([header, payload], zmq.NOBLOCK, copy=copy)
             else:
-                sock.send_multipart([header, payload], copy=False)
+                sock.send_multipart([header, payload], copy=copy)
                 if not sock.poll(2000):
                     break
                 sock.recv()
