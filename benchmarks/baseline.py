@@ -63,6 +63,7 @@ def zmq_sender(
 
     from netgear import codecs
     from netgear.memory import keep_freed_memory
+    from netgear.transport import JPEG_COPY_BELOW
 
     keep_freed_memory()
     ctx = zmq.Context()
@@ -91,9 +92,9 @@ def zmq_sender(
         header = HEADER.pack(sent, time.time_ns())
         payload: Any = frame
         copy = False
-        if jpeg:  # copied, as netgear's servers send JPEG under 256 KiB: it costs less
+        if jpeg:  # copied below netgear's threshold, as its servers do: it costs less
             payload = encoded if encoded is not None else codecs.encode_jpeg(frame, settings)
-            copy = len(payload) < 256 * 1024
+            copy = len(payload) < JPEG_COPY_BELOW
         try:
             if kind == "pushpull":
                 if not sock.poll(100, zmq.POLLOUT):
