@@ -4,6 +4,7 @@ JPEG headers, parallel decoding keeping each server's order."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
@@ -189,9 +190,14 @@ def test_any_idle_decoder_thread_takes_any_servers_frame(procs, gears, monkeypat
     """Frames of two servers are decoded at the same time whichever servers came and went
     before them (a server is not tied to one thread: X and Y below would have shared one
     under a fixed server-to-thread assignment)."""
-    spans = time_decodes(monkeypatch)
-    hub = open_hub(gears, [0] * 3, 1, decode_threads=2)
     count, x_shape, y_shape = 30, (240, 320, 3), (248, 320, 3)
+    # X's first frame after the go and Y's first frame meet halfway through their decodes.
+    # Two free threads always bring them together, however the processes are scheduled
+    # (X could otherwise be done before Y's first frame arrives on a busy host); one
+    # thread serving both would keep them apart, and the meeting times out unmet.
+    meet = threading.Barrier(2, timeout=1.5)  # (under request_timeout: no server resets)
+    spans = time_decodes(monkeypatch, meet={x_shape: {2}, y_shape: {1}}, barrier=meet)
+    hub = open_hub(gears, [0] * 3, 1, decode_threads=2)
     go = CTX.Event()
 
     def start(port, frames, shape, before_go=0):
@@ -220,20 +226,35 @@ def test_any_idle_decoder_thread_takes_any_servers_frame(procs, gears, monkeypat
     def overlap(p, q):
         return p[0] < q[1] and q[0] < p[1]
 
+    assert not meet.broken, "X's and Y's first frames after the go were never decoded at the same time"
     assert any(overlap(x, y) for x in xs for y in ys), "X's and Y's frames were never decoded at the same time"
 
 
-def time_decodes(monkeypatch) -> list:
-    """Record (shape, start, end) of every decode the hub's decoder threads make."""
+def time_decodes(monkeypatch, meet=None, barrier=None) -> list:
+    """Record (shape, start, end) of every decode the hub's decoder threads make.
+
+    ``meet`` maps a shape to the numbers (from 1) of its decodes that wait at ``barrier``
+    before decoding; a meeting that times out is left broken for the test to assert on."""
     spans = []
     real = codecs.decode_jpeg
+    counts: dict = {}
+    lock = threading.Lock()
 
     def timed(data, colorspace, shape, **kw):
         start = time.monotonic()
+        key = tuple(shape)
+        with lock:
+            counts[key] = counts.get(key, 0) + 1
+            nth = counts[key]
         try:
+            if meet and nth in meet.get(key, ()):
+                try:
+                    barrier.wait()
+                except threading.BrokenBarrierError:
+                    pass
             return real(data, colorspace, shape, **kw)
         finally:
-            spans.append((tuple(shape), start, time.monotonic()))
+            spans.append((key, start, time.monotonic()))
 
     monkeypatch.setattr(codecs, "decode_jpeg", timed)
     return spans
@@ -244,9 +265,13 @@ def test_one_servers_frames_decode_on_every_thread_and_arrive_in_order(procs, ge
     """fifo: one server's frames are decoded by several threads at once (one camera can
     use them all) and still reach the consumer in order, each with its own content.
     latest: one at a time, since an older frame would only be replaced."""
-    spans = time_decodes(monkeypatch)
-    hub = open_hub(gears, 0, 1, decode_threads=2, delivery=delivery)
     count, shape = 40, (240, 320, 3)
+    # The first two decodes meet halfway: two threads free for one server's frames always
+    # bring them together (a sender encoding slower than the hub decodes could otherwise
+    # keep them apart); a server held to one thread never does, and the meeting times out.
+    meet = threading.Barrier(2, timeout=1.5 if delivery == "fifo" else 1)  # (under request_timeout)
+    spans = time_decodes(monkeypatch, meet={shape: {1, 2}}, barrier=meet)
+    hub = open_hub(gears, 0, 1, decode_threads=2, delivery=delivery)
     go = CTX.Event()
     procs.append(CTX.Process(
         target=serve, args=(hub.ports[0], 1, count), daemon=True,
@@ -264,8 +289,10 @@ def test_one_servers_frames_decode_on_every_thread_and_arrive_in_order(procs, ge
     concurrent = any(p[1] < q[2] and q[1] < p[2] for p, q in pairs)
     if delivery == "fifo":
         assert got == list(range(count))
+        assert not meet.broken, "one server's first two frames were not decoded at the same time"
         assert concurrent, "one server's frames were never decoded at the same time"
     else:
+        assert meet.broken, "one server's first two frames were decoded at the same time under latest"
         assert got == sorted(set(got)) and len(got) + hub.snapshot().server(hub.ports[0]).dropped == count
         assert not concurrent, "one server's frames were decoded at the same time under latest"
 
