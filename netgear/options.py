@@ -87,7 +87,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "server_id": ("server", "identity carried with every frame (default: host:pid)"),
     "bidirectional_mode": ("both", "REQ/REP only: the hub answers each frame with data"),
     "request_timeout": ("server", "seconds a REQ/REP server waits for each acknowledgement"),
-    "max_retries": ("server", "fresh-socket retries after a timeout before RequestTimeout"),
+    "max_retries": ("server", "retries after a timeout before RequestTimeout (on a fresh socket unless the hub is connected and holding the frames)"),
     "subscriber_timeout": ("hub", "end the stream after this many seconds with no traffic"),
     "heartbeat_interval": ("server", "seconds of silence after which a server sends a heartbeat"),
     "liveness_timeout": ("hub", "seconds of silence after which a server is reported gone"),

@@ -297,8 +297,10 @@ class Server:
         if not block:
             return [ack for frames in self._transport.recv_pending() if (ack := self._match(frames)) is not None]
         attempts = self._opts.max_retries + 1
+        held = False
         for attempt in range(1, attempts + 1):
             deadline = time.monotonic() + self._opts.request_timeout
+            held = False
             if self._push(deadline):
                 if not self._blocked():
                     return self._answers(block=False)
@@ -318,6 +320,26 @@ class Server:
                             break
                         if not self._blocked():  # (stale frames dropped: room again)
                             return self._answers(block=False)
+                else:
+                    # Every frame in flight went out on a connection that is still up (ZeroMQ's
+                    # heartbeats would have dropped it within liveness_timeout were the hub
+                    # frozen or cut off), so the hub has them and holds their answers back: its
+                    # consumer is behind (fifo back-pressure) or has yet to answer
+                    # (bidirectional). A fresh socket would not bring an answer sooner; the hub
+                    # would only see this server disconnect (with no other server, the end of
+                    # its stream) and get the frames twice. So wait on, and count the attempt.
+                    held = True
+            if held:
+                self._log.info(
+                    "no answer from the hub at %s within %.3gs (attempt %d/%d), but it is connected "
+                    "and holds the frames (its consumer is behind?)%s",
+                    self.endpoint.url(),
+                    self._opts.request_timeout,
+                    attempt,
+                    attempts,
+                    ": waiting on" if attempt < attempts else "",
+                )
+                continue
             self._log.warning(
                 "no answer from the hub at %s within %.3gs (attempt %d/%d)%s",
                 self.endpoint.url(),
@@ -331,9 +353,14 @@ class Server:
                 item.sent = False
         lost = [item.seq for item in self._inflight]
         self._inflight.clear()
+        why = (
+            "; it is connected and holds them (a consumer behind, under fifo back-pressure?), so they may still arrive"
+            if held
+            else " and were not delivered"
+        )
         raise RequestTimeout(
             f"hub at {self.endpoint.url()} did not acknowledge frame {lost[0]} after {attempts} attempts of "
-            f"{self._opts.request_timeout:g}s (request_timeout, max_retries); frames {lost} were not delivered"
+            f"{self._opts.request_timeout:g}s (request_timeout, max_retries); frames {lost}{why}"
         )
 
     def _match(self, frames: Optional[List[bytes]]) -> Optional[Any]:

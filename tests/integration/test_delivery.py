@@ -10,7 +10,7 @@ import time
 import pytest
 
 from helpers import assert_frame, open_hub, open_server, state_of, wait_alive, wait_until
-from procs import make_frame
+from procs import CTX, make_frame, serve
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,6 +85,54 @@ def test_reqrep_fifo_holds_the_server_back_instead_of_dropping(gears, inflight):
     entry = hub.snapshot().server(hub.ports[0])
     assert (entry.frames, entry.dropped, entry.lost, entry.duplicates) == (count, 0, 0, 0)
     assert state_of(hub, hub.ports[0]) == "alive"
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["fifo", "bidirectional"])
+def test_a_consumer_pausing_longer_than_request_timeout_loses_nothing(procs, gears, bidirectional):
+    """A consumer that stops for several request_timeouts (loading a model, writing a file)
+    holds its one server back; it does not make the server reconnect, so the hub never sees
+    it leave, the stream does not end early, and no frame is lost or delivered twice."""
+    timeout, retries, count, queue = 0.3, 3, 40, 4
+    hub = open_hub(gears, 0, 1, queue_size=queue, bidirectional_mode=bidirectional)
+    port = hub.ports[0]
+    results = CTX.Queue()
+    procs.append(CTX.Process(
+        target=serve, args=(port, 1, count), daemon=True,
+        kwargs={"results": results, "shape": SHAPE, "messages": list(range(count)),
+                "options": {"request_timeout": timeout, "max_retries": retries, "bidirectional_mode": bidirectional}},
+    ))
+    procs[-1].start()
+    got = []
+    for _ in range(3):
+        packet = hub.recv_packet(timeout=20)
+        got.append(packet.message)
+        if bidirectional:
+            packet.reply(packet.message)
+    # fifo: the hub has all it may take and holds the server's next frames unanswered;
+    # bidirectional: the server waits for the answer to the frame queued at the hub
+    full = 1 if bidirectional else queue
+    wait_until(lambda: hub.snapshot().server(port).queued >= full, 10, "the hub holding the server back")
+    paused_at = time.monotonic()
+    time.sleep(3 * timeout)  # the consumer's pause: three request_timeouts, under the four attempts
+    while True:
+        packet = hub.recv_packet(timeout=20)
+        if packet is None:
+            break
+        got.append(packet.message)
+        if bidirectional:
+            packet.reply(packet.message)
+    assert time.monotonic() - paused_at >= 3 * timeout
+    assert got == list(range(count))  # every frame, in order, and the stream ended after the last
+    events = [(e.kind, e.reason) for e in hub.pop_events()]
+    assert events == [("joined", None), ("left", "closed"), ("ended", None)], events
+    entry = hub.snapshot().server(port)
+    assert (entry.frames, entry.dropped, entry.lost, entry.duplicates) == (count, 0, 0, 0)
+    reports = []
+    while len(reports) < 2 or reports[-1][0] != "closed":
+        reports.append(results.get(timeout=10))
+    assert not [r for r in reports if r[0] == "error"], reports
+    if bidirectional:  # each send() returned the consumer's answer to its own frame
+        assert [r[3] for r in reports if r[0] == "reply"] == list(range(count))
 
 
 def test_a_port_that_never_connects_is_gone_only_after_the_startup_grace(gears):
