@@ -58,7 +58,7 @@ class Options:
     max_message_bytes: int = 1 << 20
     max_frame_bytes: int = 64 << 20
     send_hwm: int = 2
-    send_buffer: int = 128 << 10
+    send_buffer: Optional[int] = None
     publish_wait: float = 0.02
     jpeg_compression: Union[bool, str] = False
     jpeg_compression_quality: int = 90
@@ -97,7 +97,7 @@ OPTION_DOCS: Mapping[str, Tuple[str, str]] = {
     "max_message_bytes": ("both", "largest message (and header) accepted, in bytes"),
     "max_frame_bytes": ("both", "largest frame accepted, in bytes"),
     "send_hwm": ("server", "frames a PUB/SUB or PAIR server queues before dropping (more ride out a busy hub; each adds latency on a slow link); REQ/REP queues its max_inflight window"),
-    "send_buffer": ("server", "PUB/SUB: bytes of the kernel's send buffer for the connection to the hub (0: the OS's autotuning, which on a slow link can hold seconds of frames)"),
+    "send_buffer": ("server", "bytes of the kernel's send buffer for the connection to the hub (0: the OS's autotuning, which on a slow link can hold seconds of frames, and on one host leaves frames to go cold in it)"),
     "publish_wait": ("server", "PUB/SUB: seconds `send()` may wait for room while a connected hub is behind, then drops the frame (0: drop at once; never waits when no hub is connected)"),
     "jpeg_compression": ("server", "False (raw), True (BGR) or the frames' colorspace: 'BGR', 'RGB', 'GRAY', 'BGRA' ..."),
     "jpeg_compression_quality": ("server", "JPEG quality, 10 to 100"),
@@ -243,7 +243,7 @@ _CHECKS: Mapping[str, Callable[[str, Any], Any]] = {
     "max_message_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 31),
     "max_frame_bytes": lambda n, v: _int(n, v, minimum=1024, maximum=1 << 34),
     "send_hwm": lambda n, v: _int(n, v, minimum=1, maximum=100_000),
-    "send_buffer": lambda n, v: _int(n, v, minimum=0, maximum=1 << 30),
+    "send_buffer": lambda n, v: None if v is None else _int(n, v, minimum=0, maximum=1 << 30),
     "publish_wait": lambda n, v: _seconds(n, v, minimum=-1e-9),
     "jpeg_compression": _jpeg_compression,
     "jpeg_compression_quality": lambda n, v: _int(n, v, minimum=10, maximum=100),
@@ -459,11 +459,13 @@ def options_markdown() -> str:
     ]
     for name, (side, meaning) in OPTION_DOCS.items():
         default = getattr(defaults, name)
-        shown = "pattern default" if name == "delivery" else repr(default)
+        shown = "pattern default" if name in ("delivery", "send_buffer") else repr(default)
         lines.append(f"| `{name}` | {side} | `{shown}` | {meaning} |")
     lines += [
         "",
         "`delivery` defaults to `'fifo'` for REQ/REP and PAIR and to `'latest'` for PUB/SUB.",
+        "`send_buffer` defaults to 128 KiB for PUB/SUB, 512 KiB for REQ/REP and the OS's",
+        "autotuning for PAIR (why: docs/performance.md, \"A congested link\" and \"Kernel send buffers\").",
         "",
         "## vidgear options that are refused",
         "",

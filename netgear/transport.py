@@ -77,6 +77,9 @@ _ZERO_COPY_MIN = 65536
 #: JPEG payloads under this size are copied whatever ``_ZERO_COPY_MIN`` says (see
 #: :func:`copied`)
 JPEG_COPY_BELOW = 256 * 1024
+#: the kernel's send buffer per socket type when ``send_buffer`` is None (0: autotuned);
+#: see docs/performance.md, "A congested link" (PUB/SUB) and "Kernel send buffers"
+_SEND_BUFFER = {zmq.XPUB: 128 << 10, zmq.DEALER: 512 << 10}
 
 
 def _send_parts(sock: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
@@ -588,8 +591,15 @@ class ServerTransport:
             # them (see docs/performance.md, "A congested link"); 128 KiB keeps it to a frame
             # or two and still fills a gigabit link or fast Wi-Fi (it caps what is in flight
             # at about twice that: 25 MB/s at 10 ms of round trip).
-            if self._opts.send_buffer:
-                sock.setsockopt(zmq.SNDBUF, self._opts.send_buffer)
+        send_buffer = self._opts.send_buffer
+        if send_buffer is None:
+            # REQ/REP: the window bounds what is in flight already; an autotuned buffer
+            # (megabytes) only moves frames out of ZeroMQ's queue, where they are references
+            # to the caller's array, into the kernel, copied, where they go cold before
+            # the hub reads them. 512 KiB still carries 50 MB/s at 20 ms of round trip.
+            send_buffer = _SEND_BUFFER.get(kind, 0)
+        if send_buffer:
+            sock.setsockopt(zmq.SNDBUF, send_buffer)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         # back-off capped at half a second, and a connection attempt stuck in a dead network
         # abandoned after half a second (else the kernel's SYN back-off, 1 s, 2 s, 4 s ...,
