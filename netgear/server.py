@@ -330,24 +330,21 @@ class Server:
                     # its stream) and get the frames twice. So wait on, and count the attempt.
                     held = True
             if held:
-                self._log.info(
-                    "no answer from the hub at %s within %.3gs (attempt %d/%d), but it is connected "
-                    "and holds the frames (its consumer is behind?)%s",
-                    self.endpoint.url(),
-                    self._opts.request_timeout,
-                    attempt,
-                    attempts,
-                    ": waiting on" if attempt < attempts else "",
-                )
-                continue
-            self._log.warning(
+                then = ", but it is connected and holds the frames (its consumer is behind?)"
+                then += ": waiting on" if attempt < attempts else ""
+            else:
+                then = "; retrying on a fresh socket" if attempt < attempts else ""
+            self._log.log(
+                logging.INFO if held else logging.WARNING,
                 "no answer from the hub at %s within %.3gs (attempt %d/%d)%s",
                 self.endpoint.url(),
                 self._opts.request_timeout,
                 attempt,
                 attempts,
-                "; retrying on a fresh socket" if attempt < attempts else "",
+                then,
             )
+            if held:
+                continue
             self._transport.reset()
             for item in self._inflight:
                 item.sent = False
