@@ -297,7 +297,7 @@ class Server:
         if not block:
             return [ack for frames in self._transport.recv_pending() if (ack := self._match(frames)) is not None]
         attempts = self._opts.max_retries + 1
-        held = False
+        held = False  # (max_retries >= 0: the loop runs and sets it)
         for attempt in range(1, attempts + 1):
             deadline = time.monotonic() + self._opts.request_timeout
             held = False
@@ -328,7 +328,9 @@ class Server:
                     # (bidirectional). A fresh socket would not bring an answer sooner; the hub
                     # would only see this server disconnect (with no other server, the end of
                     # its stream) and get the frames twice. So wait on, and count the attempt.
-                    held = True
+                    # (Only where drops are watched: the foreign formats' sockets have no
+                    # monitor, so there a fresh socket is still the way to resend.)
+                    held = self._transport.watches_drops
             if held:
                 then = ", but it is connected and holds the frames (its consumer is behind?)"
                 then += ": waiting on" if attempt < attempts else ""

@@ -634,6 +634,12 @@ class ServerTransport:
             # tells the server that the connection its frames in flight went out on dropped
             self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
 
+    @property
+    def watches_drops(self) -> bool:
+        """Whether :meth:`dropped` can tell (REQ/REP in the native format: a connection
+        monitor). Without it a dropped connection goes unseen."""
+        return self._monitor is not None
+
     def dropped(self) -> bool:
         """True if the connection to the hub dropped since the last call (REQ/REP)."""
         self._drain_monitor()

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import zmq
 
 import netgear.server
 
@@ -195,6 +196,42 @@ def test_reqrep_send_with_no_hub_times_out_then_works_once_the_hub_is_there(gear
     entry = hub.snapshot().servers[0]
     # frame 1 timed out; the hub never saw it, so it has no gap to count either
     assert (entry.frames, entry.last_seq, entry.lost) == (1, 2, 0)
+
+
+@pytest.mark.parametrize("wire_format", ["native", "vidgear", "imagezmq"])
+def test_a_connected_hub_that_never_answers(gears, wire_format):
+    """A raw ROUTER that takes frames and never answers. The native format watches its
+    connection: it stayed up, so the hub has the frame, and the server waits out every
+    attempt on the same socket, then raises RequestTimeout saying the hub holds it. The
+    foreign formats cannot see a dropped connection: after one request_timeout each frame
+    is given up (too old to resend) and the next goes out on a fresh socket."""
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.linger = 0
+    port = router.bind_to_random_port(f"tcp://{LOCAL}")
+    try:
+        server = open_server(gears, port, 1, request_timeout=0.3, max_retries=2, wire_format=wire_format,
+                             multiserver_mode=True, max_inflight=1)
+        began = time.monotonic()
+        if wire_format == "native":
+            with pytest.raises(RequestTimeout, match="holds them"):  # (a window of one: send() waits)
+                server.send(make_frame(0, (4, 4)), message=0)
+            assert 0.3 * 3 <= time.monotonic() - began <= 0.3 * 3 + 1.0
+        else:
+            for i in range(2):
+                server.send(make_frame(i, (4, 4)), message=i)
+            assert 0.3 * 2 <= time.monotonic() - began <= 0.3 * 2 + 1.0
+        senders = []
+        while router.poll(300):
+            parts = router.recv_multipart()
+            if len(parts) == 4:  # routing id, delimiter, header, frame (a heartbeat has no frame)
+                senders.append(parts[0])
+        if wire_format == "native":
+            assert len(senders) == 1  # the first frame, once: nothing was resent
+        else:
+            assert len(senders) == 2 and senders[0] != senders[1]  # the second on a fresh socket
+    finally:
+        router.close(0)
 
 
 def test_pair_send_with_no_hub_raises_instead_of_hanging(gears):
