@@ -586,17 +586,18 @@ class ServerTransport:
             # And queue only for a live connection: while the hub is unreachable nothing
             # piles up to be replayed, stale, when the network heals.
             sock.setsockopt(zmq.IMMEDIATE, 1)
-            # Frames waiting in the kernel are frames a live display will get late: on a link
-            # slower than the camera, the autotuned buffer grows to hold about a second of
-            # them (see docs/performance.md, "A congested link"); 128 KiB keeps it to a frame
-            # or two and still fills a gigabit link or fast Wi-Fi (it caps what is in flight
-            # at about twice that: 25 MB/s at 10 ms of round trip).
         send_buffer = self._opts.send_buffer
         if send_buffer is None:
-            # REQ/REP: the window bounds what is in flight already; an autotuned buffer
-            # (megabytes) only moves frames out of ZeroMQ's queue, where they are references
-            # to the caller's array, into the kernel, copied, where they go cold before
-            # the hub reads them. 512 KiB still carries 50 MB/s at 20 ms of round trip.
+            # The kernel's send buffer, fixed instead of autotuned (_SEND_BUFFER).
+            # PUB/SUB, 128 KiB: frames waiting in the kernel are frames a live display gets
+            # late; on a link slower than the camera the autotuned buffer grows to hold about
+            # a second of them (docs/performance.md, "A congested link"). 128 KiB keeps it to
+            # a frame or two and still fills a gigabit link or fast Wi-Fi (it caps what is in
+            # flight at about twice that: 25 MB/s at 10 ms of round trip).
+            # REQ/REP, 512 KiB: the window bounds what is in flight already; an autotuned
+            # buffer (megabytes) only moves frames out of ZeroMQ's queue, where they are
+            # references to the caller's array, into the kernel, copied, where they go cold
+            # before the hub reads them. 512 KiB still carries 50 MB/s at 20 ms of round trip.
             send_buffer = _SEND_BUFFER.get(kind, 0)
         if send_buffer:
             sock.setsockopt(zmq.SNDBUF, send_buffer)
