@@ -140,7 +140,10 @@ def run_netgear(sc: Scenario) -> Result:
         result = _measure_netgear(sc, hub)
         stop.set()
         result.server_cpu = _collect(out, procs) / sc.seconds
-        result.drops = sum(s.dropped + s.lost for s in hub.snapshot().servers)
+        servers = hub.snapshot().servers
+        result.drops = sum(s.dropped + s.lost for s in servers)
+        if result.drops:  # which side: dropped by the hub (its queues), lost by the servers
+            result.extra["lost"] = sum(s.lost for s in servers)
         for proxy in proxies:
             proxy.close()
         return result

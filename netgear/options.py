@@ -464,8 +464,10 @@ def options_markdown() -> str:
     lines += [
         "",
         "`delivery` defaults to `'fifo'` for REQ/REP and PAIR and to `'latest'` for PUB/SUB.",
-        "`send_buffer` defaults to 128 KiB for PUB/SUB, 512 KiB for REQ/REP and the OS's",
-        "autotuning for PAIR (why: docs/performance.md, \"A congested link\" and \"Kernel send buffers\").",
+        "`send_buffer` defaults to 512 KiB for REQ/REP, the OS's autotuning for PAIR, and for",
+        "PUB/SUB to 128 KiB, raised to half the largest frame sent up to 256 KiB (so raw frames",
+        "get 256 KiB and compressed ones keep 128 KiB; why: docs/performance.md, \"A congested",
+        "link\" and \"Kernel send buffers\"). A value you set is used as it is.",
         "",
         "## vidgear options that are refused",
         "",

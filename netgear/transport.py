@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -80,6 +81,9 @@ JPEG_COPY_BELOW = 256 * 1024
 #: the kernel's send buffer per socket type when ``send_buffer`` is None (0: autotuned);
 #: see docs/performance.md, "A congested link" (PUB/SUB) and "Kernel send buffers"
 _SEND_BUFFER = {zmq.XPUB: 128 << 10, zmq.DEALER: 512 << 10}
+#: PUB/SUB's default buffer grows with the frames: to half the largest frame sent (the
+#: kernel doubles the figure: about one frame), up to this (see ServerTransport._fit_buffer)
+_SEND_BUFFER_MAX = 256 << 10
 
 
 def _send_parts(sock: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
@@ -555,8 +559,14 @@ class ServerTransport:
         self._topic = topic_frame(topic)
         self._sock: Optional[zmq.Socket] = None
         self._monitor: Optional[zmq.Socket] = None
+        self._watch_drops = False
         self._was_dropped = False
         self._monitor_read_at = 0.0
+        #: PUB/SUB, default send_buffer: the buffer the frames sent so far call for, and
+        #: the kernel socket of the connection to the hub (from the monitor), to apply it to
+        self._fit_to_frames = False
+        self._send_buffer = 0
+        self._conn_fd: Optional[int] = None
         self._closed = False
         #: XPUB: the topics connected hubs subscribe to (none: no hub is connected)
         self._topics: Set[bytes] = set()
@@ -592,15 +602,18 @@ class ServerTransport:
             # PUB/SUB, 128 KiB: frames waiting in the kernel are frames a live display gets
             # late; on a link slower than the camera the autotuned buffer grows to hold about
             # a second of them (docs/performance.md, "A congested link"). 128 KiB keeps it to
-            # a frame or two and still fills a gigabit link or fast Wi-Fi (it caps what is in
+            # a compressed frame or two (raw frames get up to 256 KiB: _fit_buffer) and still fills a gigabit link or fast Wi-Fi (it caps what is in
             # flight at about twice that: 25 MB/s at 10 ms of round trip).
             # REQ/REP, 512 KiB: the window bounds what is in flight already; an autotuned
             # buffer (megabytes) only moves frames out of ZeroMQ's queue, where they are
             # references to the caller's array, into the kernel, copied, where they go cold
             # before the hub reads them. 512 KiB still carries 50 MB/s at 20 ms of round trip.
-            send_buffer = _SEND_BUFFER.get(kind, 0)
+            send_buffer = max(_SEND_BUFFER.get(kind, 0), self._send_buffer)
+            # PUB/SUB: and more for large frames, once they are sent (_fit_buffer)
+            self._fit_to_frames = kind == zmq.XPUB and not self._bind and self.endpoint.protocol == "tcp"
         if send_buffer:
             sock.setsockopt(zmq.SNDBUF, send_buffer)
+            self._send_buffer = send_buffer
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         # back-off capped at half a second, and a connection attempt stuck in a dead network
         # abandoned after half a second (else the kernel's SYN back-off, 1 s, 2 s, 4 s ...,
@@ -631,15 +644,73 @@ class ServerTransport:
             sock.close(0)
             raise TransportError(f"cannot {verb} {self.endpoint.url()}: {exc.strerror}") from exc
         self._sock = sock
+        self._conn_fd = None
         if kind == zmq.DEALER and formats.sequenced(self._fmt):
             # tells the server that the connection its frames in flight went out on dropped
+            self._watch_drops = True
             self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        elif self._fit_to_frames:
+            # which kernel socket is the connection to the hub (the event's value)
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
 
     @property
     def watches_drops(self) -> bool:
         """Whether :meth:`dropped` can tell (REQ/REP in the native format: a connection
         monitor). Without it a dropped connection goes unseen."""
-        return self._monitor is not None
+        return self._watch_drops
+
+    @property
+    def send_buffer(self) -> int:
+        """The kernel send buffer asked for the connection to the hub (0: autotuned)."""
+        return self._send_buffer
+
+    def _fit_buffer(self, parts: Sequence[Any]) -> None:
+        """PUB/SUB with the default ``send_buffer``: grow the connection's kernel buffer to
+        half the largest frame sent so far (the kernel doubles it: about one frame), from
+        128 KiB up to 256 KiB.
+
+        A fixed 128 KiB keeps frames fresh on a congested link (a compressed 640x480 frame
+        or two), but a raw frame of 900 KB then takes ZeroMQ's I/O thread seven refills
+        of the kernel's buffer, and the hub reads it in as many pieces: one sender alone
+        makes a third fewer frames. Compressed frames keep the 128 KiB; raw ones get up
+        to 256 KiB. More (512 KiB) made one or two senders faster still, but cost 8 senders
+        flat out a quarter of their frames: the hub then copies megabytes gone cold out of
+        the kernel (docs/performance.md, "Kernel send buffers")."""
+        size = 0
+        for part in parts[1:]:
+            size += part.nbytes if isinstance(part, memoryview) else len(part)
+        wanted = min(_SEND_BUFFER_MAX, size // 2)
+        if wanted <= self._send_buffer:
+            return
+        self._send_buffer = wanted
+        sock = self._sock
+        assert sock is not None
+        sock.setsockopt(zmq.SNDBUF, wanted)  # the next connections (after a reconnect)
+        self._monitor_read_at = 0.0
+        self._drain_monitor()  # the current one: its socket, as the monitor last said
+        self._resize_connection()
+
+    def _resize_connection(self) -> None:
+        """Set the kernel send buffer of the connection ZeroMQ holds to the hub.
+
+        ZeroMQ applies ``SNDBUF`` only to connections it opens later; this one's socket
+        (reported by the monitor) is set directly, once it is checked to be a TCP socket
+        connected to the hub's port: a descriptor whose connection dropped since the
+        monitor spoke is left alone (its own monitor event follows)."""
+        fd = self._conn_fd
+        if fd is None or not self._send_buffer:
+            return
+        try:
+            conn = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return
+        try:
+            if conn.type == socket.SOCK_STREAM and conn.getpeername()[1] == self.endpoint.port:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer)
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
     def dropped(self) -> bool:
         """True if the connection to the hub dropped since the last call (REQ/REP)."""
@@ -658,10 +729,15 @@ class ServerTransport:
         self._monitor_read_at = now
         while monitor.get(_EVENTS) & _POLLIN:
             try:
-                monitor.recv_multipart(zmq.NOBLOCK)
+                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.ZMQError:  # pragma: no cover
                 break
-            self._was_dropped = True
+            if event["event"] == zmq.EVENT_CONNECTED:
+                self._conn_fd = event["value"]
+                self._resize_connection()  # (a no-op while ZeroMQ's SNDBUF already fits)
+            else:
+                self._was_dropped = True
+                self._conn_fd = None
 
     def _close_monitor(self) -> None:
         # stopped before its reading end closes (see HubTransport.close)
@@ -691,6 +767,8 @@ class ServerTransport:
         assert sock is not None
         topic = CONTROL_TOPIC if control else self._topic
         frames = formats.wrap(self._fmt, self.pattern, parts, topic=topic)
+        if self._fit_to_frames and not control:
+            self._fit_buffer(parts)
         self._drain_monitor()
         if timeout:
             if not _poll1(sock, _POLLOUT, int(timeout * 1000)):
