@@ -25,6 +25,7 @@ small adapters here cover it, so neither side needs a branch per format.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Final
@@ -205,23 +206,17 @@ class Speaker:
         self.sequenced = sequenced(fmt)
         self.heartbeats = heartbeats(fmt)
         self.replies = replies(fmt, pattern)
+        self._frames = (
+            native.FrameEncoder(server_id=server_id, session=session, topic=topic, limits=limits)
+            if fmt is native
+            else None
+        )
 
     def frame(self, seq: int, frame: Any, message: Any, encoded: Any, *, defer: bool = False) -> list[Any]:
         """The parts of one frame (``encoded``: a JPEG :class:`~netgear.wire.Encoded`);
         ``defer``: its acknowledgement may wait for a later frame's (native only)."""
-        if self.fmt is native:
-            return native.encode_frame(
-                defer=defer,
-                seq=seq,
-                sent_ns=_now_ns(),
-                server_id=self.server_id,
-                session=self.session,
-                topic=self.topic,
-                frame=frame,
-                message=message,
-                limits=self.limits,
-                encoded=encoded,
-            )
+        if self._frames is not None:
+            return self._frames.encode(seq, _now_ns(), frame, message, encoded, defer)
         if self.fmt is vidgear:
             return vidgear.encode_frame(
                 frame=frame,
@@ -259,7 +254,5 @@ class Speaker:
         return self.fmt.decode_reply(parts, self.limits)
 
 
-def _now_ns() -> int:
-    import time
-
-    return time.time_ns()
+#: the sender's time stamp (looked up once: it is taken for every frame)
+_now_ns = time.time_ns

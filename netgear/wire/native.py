@@ -60,6 +60,7 @@ __all__ = [
     "encode_ack",
     "encode_control",
     "encode_frame",
+    "FrameEncoder",
 ]
 
 MAGIC: Final = b"\xabNG"
@@ -108,6 +109,7 @@ _REQUIRED: Final = {kind: req for kind, (req, _) in _ALLOWED_KEYS.items()}
 _PERMITTED: Final = {kind: req | opt for kind, (req, opt) in _ALLOWED_KEYS.items()}
 _KIND_VALUES: Final = {int(kind): kind for kind in Kind}
 _ACK: Final = int(Kind.ACK)
+_FRAME: Final = int(Kind.FRAME)
 _DTYPE_OBJS: Final = {name: np.dtype(name) for name in DTYPES}
 _MAP_BYTES: Final = frozenset({*range(0x80, 0x90), 0xDE, 0xDF})
 _ARRAY_BYTES: Final = frozenset({*range(0x90, 0xA0), 0xDC, 0xDD})
@@ -149,6 +151,51 @@ def encode_frame(
     ``limits``; plus whatever :func:`~netgear.wire.values.pack_value` raises.
     """
     header = _common_header(Kind.FRAME, seq, sent_ns, server_id, session, topic)
+    return _frame_parts(header, frame, message, limits, encoded, defer)
+
+
+class FrameEncoder:
+    """:func:`encode_frame` for one sender, whose ``server_id``, ``session`` and ``topic``
+    are checked once, here, instead of with every frame (``TypeError``/``ValueError`` as
+    :func:`encode_frame` raises them). It holds nothing that changes: any thread may
+    call :meth:`encode`."""
+
+    __slots__ = ("_id", "_session", "_topic", "_limits")
+
+    def __init__(self, *, server_id: str, session: int, topic: str, limits: Limits) -> None:
+        checked = _common_header(Kind.FRAME, 0, 0, server_id, session, topic)
+        self._id: str = checked["id"]
+        self._session: int = checked["s"]
+        self._topic: str = checked["tp"]
+        self._limits = limits
+
+    def encode(
+        self,
+        seq: int,
+        sent_ns: int,
+        frame: np.ndarray | None,
+        message: Any = NO_MESSAGE,
+        encoded: Encoded | None = None,
+        defer: bool = False,
+    ) -> list[bytes | memoryview]:
+        """The parts of one frame, as :func:`encode_frame` makes them."""
+        if type(seq) is not int or not 0 <= seq <= _MAX_U63:
+            seq = _as_int("seq", seq, _MAX_U63)
+        if type(sent_ns) is not int or not 0 <= sent_ns <= _MAX_U63:
+            sent_ns = _as_int("sent_ns", sent_ns, _MAX_U63)
+        header = {"k": _FRAME, "q": seq, "t": sent_ns, "id": self._id, "s": self._session, "tp": self._topic}
+        return _frame_parts(header, frame, message, self._limits, encoded, defer)
+
+
+def _frame_parts(
+    header: dict[str, Any],
+    frame: np.ndarray | None,
+    message: Any,
+    limits: Limits,
+    encoded: Encoded | None,
+    defer: bool,
+) -> list[bytes | memoryview]:
+    """Complete a FRAME's ``header`` (its common fields filled in) and its parts."""
     payload: list[bytes | memoryview] = []
     if encoded is not None:
         if frame is not None:

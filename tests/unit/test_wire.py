@@ -459,6 +459,48 @@ def test_numpy_and_enum_ints_are_accepted_as_header_fields() -> None:
     assert type(decoded.seq) is int and type(decoded.session) is int
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seq=st.integers(0, 2**63 - 1),
+    sent_ns=st.integers(0, 2**63 - 1),
+    server_id=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    topic=st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1, max_size=9),
+    session=st.integers(0, 2**32 - 1),
+    message=st.one_of(st.just(NO_MESSAGE), st.none(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=5)),
+    defer=st.booleans(),
+    with_frame=st.booleans(),
+)
+def test_a_senders_frame_encoder_writes_what_encode_frame_writes(
+    seq, sent_ns, server_id, topic, session, message, defer, with_frame
+) -> None:
+    frame = np.arange(24, dtype=np.uint16).reshape(2, 3, 4) if with_frame else None
+    want = encode_frame(seq=seq, sent_ns=sent_ns, server_id=server_id, session=session, topic=topic, frame=frame,
+                        message=message, limits=LIMITS, defer=defer)
+    encoder = native.FrameEncoder(server_id=server_id, session=session, topic=topic, limits=LIMITS)
+    got = encoder.encode(seq, sent_ns, frame, message, None, defer)
+    assert [bytes(p) for p in got] == [bytes(p) for p in want]
+
+
+def test_a_senders_frame_encoder_checks_what_encode_frame_checks() -> None:
+    with pytest.raises(ValueError, match="server_id"):
+        native.FrameEncoder(server_id="", session=1, topic="t", limits=LIMITS)
+    with pytest.raises(ValueError, match="topic"):
+        native.FrameEncoder(server_id="cam", session=1, topic="a\x00b", limits=LIMITS)
+    with pytest.raises(ValueError, match="session"):
+        native.FrameEncoder(server_id="cam", session=2**32, topic="t", limits=LIMITS)
+    encoder = native.FrameEncoder(server_id="cam", session=1, topic="t", limits=LIMITS)
+    with pytest.raises(ValueError, match="seq"):
+        encoder.encode(-1, 0, None)
+    with pytest.raises(TypeError, match="sent_ns"):
+        encoder.encode(1, 1.5, None)
+    with pytest.raises(TypeError, match="seq"):
+        encoder.encode(True, 0, None)
+    assert decode(encoder.encode(np.int64(3), 0, None), LIMITS).seq == 3
+    small = native.FrameEncoder(server_id="cam", session=1, topic="t", limits=Limits(max_frame_bytes=1000))
+    with pytest.raises(MessageTooLarge):
+        small.encode(1, 0, np.zeros(1001, np.uint8))
+
+
 # ------------------------------------------------------------- control / acks
 
 
