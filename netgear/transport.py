@@ -602,8 +602,9 @@ class ServerTransport:
             # PUB/SUB, 128 KiB: frames waiting in the kernel are frames a live display gets
             # late; on a link slower than the camera the autotuned buffer grows to hold about
             # a second of them (docs/performance.md, "A congested link"). 128 KiB keeps it to
-            # a compressed frame or two (raw frames get up to 256 KiB: _fit_buffer) and still fills a gigabit link or fast Wi-Fi (it caps what is in
-            # flight at about twice that: 25 MB/s at 10 ms of round trip).
+            # a compressed frame or two (raw frames get up to 256 KiB: _fit_buffer) and
+            # still fills a gigabit link or fast Wi-Fi (it caps what is in flight at about
+            # twice that: 25 MB/s at 10 ms of round trip).
             # REQ/REP, 512 KiB: the window bounds what is in flight already; an autotuned
             # buffer (megabytes) only moves frames out of ZeroMQ's queue, where they are
             # references to the caller's array, into the kernel, copied, where they go cold
@@ -658,11 +659,6 @@ class ServerTransport:
         """Whether :meth:`dropped` can tell (REQ/REP in the native format: a connection
         monitor). Without it a dropped connection goes unseen."""
         return self._watch_drops
-
-    @property
-    def send_buffer(self) -> int:
-        """The kernel send buffer asked for the connection to the hub (0: autotuned)."""
-        return self._send_buffer
 
     def _fit_buffer(self, parts: Sequence[Any]) -> None:
         """PUB/SUB with the default ``send_buffer``: grow the connection's kernel buffer to
@@ -734,7 +730,7 @@ class ServerTransport:
                 break
             if event["event"] == zmq.EVENT_CONNECTED:
                 self._conn_fd = event["value"]
-                self._resize_connection()  # (a no-op while ZeroMQ's SNDBUF already fits)
+                self._resize_connection()  # (the size it has, unless grown since it connected)
             else:
                 self._was_dropped = True
                 self._conn_fd = None
