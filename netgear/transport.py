@@ -672,6 +672,8 @@ class ServerTransport:
         to 256 KiB. More (512 KiB) made one or two senders faster still, but cost 8 senders
         flat out a quarter of their frames: the hub then copies megabytes gone cold out of
         the kernel (docs/performance.md, "Kernel send buffers")."""
+        if self._send_buffer >= _SEND_BUFFER_MAX:
+            return  # (grown all the way: most raw frames, from their first)
         size = 0
         for part in parts[1:]:
             size += part.nbytes if isinstance(part, memoryview) else len(part)
