@@ -51,6 +51,7 @@ from netgear.wire.values import pack_value, unpack_value
 
 __all__ = [
     "CODECS",
+    "FrameEncoder",
     "MAGIC",
     "READABLE",
     "REASONS",
@@ -60,7 +61,6 @@ __all__ = [
     "encode_ack",
     "encode_control",
     "encode_frame",
-    "FrameEncoder",
 ]
 
 MAGIC: Final = b"\xabNG"
