@@ -668,10 +668,10 @@ class ServerTransport:
         A fixed 128 KiB keeps frames fresh on a congested link (a compressed 640x480 frame
         or two), but a raw frame of 900 KB then takes ZeroMQ's I/O thread seven refills
         of the kernel's buffer, and the hub reads it in as many pieces: one sender alone
-        made a quarter fewer frames than with 256 KiB. Compressed frames keep the 128 KiB; raw ones get up
-        to 256 KiB. More (512 KiB) made one or two senders faster still, but cost 8 senders
-        flat out a quarter of their frames: the hub then copies megabytes gone cold out of
-        the kernel (docs/performance.md, "Kernel send buffers")."""
+        made a quarter fewer frames than with 256 KiB. Compressed frames keep the 128 KiB;
+        raw ones get up to 256 KiB. More (512 KiB) made one or two senders faster still,
+        but cost 8 senders flat out a quarter of their frames: the hub then copies
+        megabytes gone cold out of the kernel (docs/performance.md, "Kernel send buffers")."""
         if self._send_buffer >= _SEND_BUFFER_MAX:
             return  # (grown all the way: most raw frames, from their first)
         size = 0
