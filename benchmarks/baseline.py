@@ -2,7 +2,9 @@
 
 Senders are separate processes sending zero-copy ``[small header, frame]``:
 PUSH -> PULL (what a transport can do with no acknowledgement) and REQ -> REP
-(stop-and-wait). The receiver takes the time stamp out of the header for latency.
+(stop-and-wait); for the PUB/SUB scenarios also PUB -> SUB (an XPUB that waits for room
+instead of dropping, as netgear's servers do), to tell ZeroMQ's own cost of the pattern
+from netgear's. The receiver takes the time stamp out of the header for latency.
 Both sides run with the malloc settings netgear applies to itself (``netgear.memory``), so
 the comparison does not depend on which system ran first in the process.
 
@@ -67,8 +69,11 @@ def zmq_sender(
 
     keep_freed_memory()
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH if kind == "pushpull" else zmq.REQ)
+    sock = ctx.socket({"pushpull": zmq.PUSH, "pubsub": zmq.XPUB}.get(kind, zmq.REQ))
     sock.setsockopt(zmq.LINGER, 0)
+    if kind == "pubsub":  # wait for room at the high-water mark, never drop (an XPUB
+        sock.setsockopt(zmq.XPUB_NODROP, 1)  # always polls writable: SNDTIMEO waits)
+        sock.setsockopt(zmq.SNDTIMEO, 100)
     sock.setsockopt(zmq.SNDHWM, 8)
     sock.connect(url)
     settings = codecs.JpegSettings()
@@ -100,6 +105,15 @@ def zmq_sender(
                 if not sock.poll(100, zmq.POLLOUT):
                     continue
                 sock.send_multipart([header, payload], zmq.NOBLOCK, copy=copy)
+            elif kind == "pubsub":
+                # let libzmq take in the reader's "messages read" first (as netgear's
+                # servers do): a socket that only sends does so lazily, and until then
+                # counts delivered messages against the high-water mark
+                sock.get(zmq.EVENTS)
+                try:
+                    sock.send_multipart([header, payload], copy=copy)
+                except zmq.Again:
+                    continue
             else:
                 sock.send_multipart([header, payload], copy=copy)
                 if not sock.poll(2000):
@@ -119,7 +133,7 @@ def _cpu(resource: Any) -> float:
 
 
 class ZmqReceiver:
-    """The hub side of a baseline: one bound PULL or REP socket per server."""
+    """The hub side of a baseline: one bound PULL, REP or SUB socket per server."""
 
     def __init__(self, kind: str, count: int) -> None:
         import zmq
@@ -133,8 +147,10 @@ class ZmqReceiver:
         self.sockets = []
         self.poller = zmq.Poller()
         for _ in range(count):
-            sock = self.ctx.socket(zmq.PULL if kind == "pushpull" else zmq.REP)
+            sock = self.ctx.socket({"pushpull": zmq.PULL, "pubsub": zmq.SUB}.get(kind, zmq.REP))
             sock.setsockopt(zmq.LINGER, 0)
+            if kind == "pubsub":
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.setsockopt(zmq.RCVHWM, 8)
             port = sock.bind_to_random_port("tcp://127.0.0.1")
             self.sockets.append((sock, port))

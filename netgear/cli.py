@@ -60,6 +60,7 @@ SERVE_EPILOG = """examples:
 
 RECEIVE_EPILOG = """examples:
   netgear receive --ports 5566 5567 --montage             one window, one tile per server
+  netgear receive --ports 5566 5567 --montage --delivery latest   never behind the cameras
   netgear receive --ports 5566 5567 --windows             one window per server
   netgear receive --ports 5566 5567 --snapshot wall.png   no display: look at wall.png
   netgear receive --ports 5566 5567 --record videos/ --stats
@@ -233,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     recv.add_argument("--pattern", choices=_PATTERNS, default="reqrep", help="messaging pattern (default reqrep)")
     recv.add_argument("--filter", nargs="+", default=None, metavar="PORT_OR_TOPIC",
                       help="only servers on these ports or with these topics")
+    recv.add_argument("--delivery", choices=("fifo", "latest"), default=None,
+                      help="fifo: every frame, in order; latest: only each server's newest frame, so a "
+                           "display slower than its cameras never falls behind (default: fifo for reqrep, "
+                           "latest for pubsub)")
     recv.add_argument("--montage", action="store_true", help="one window, one labelled tile per server")
     recv.add_argument("--windows", action="store_true", help="one window per server")
     recv.add_argument("--snapshot", metavar="FILE", default=None, help="write the montage to FILE periodically")
@@ -332,6 +337,12 @@ def _security_options(args: argparse.Namespace, *, hub: bool) -> Dict[str, Any]:
     if flags["--authorized"]:
         options["authorized_keys"] = str(Path(args.authorized).expanduser())
     return options
+
+
+_DELIVERY_NAMES = {
+    "fifo": "every frame of each server, in order",
+    "latest": "only each server's newest frame; older ones are dropped and counted",
+}
 
 
 def _open_gear(**kwargs: Any) -> NetGear:
@@ -513,6 +524,8 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
     options: Dict[str, Any] = {"multiserver_mode": True, "startup_grace": args.grace}
     if args.filter:
         options["filter"] = args.filter
+    if args.delivery:
+        options["delivery"] = args.delivery
     if args.montage and args.windows:
         raise _Usage("choose one of --montage and --windows")
     options.update(_security_options(args, hub=True))
@@ -539,6 +552,8 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
         how = "interrupted"
         try:
             print(f"hub on ports {hub.ports}", file=out, flush=True)  # after setup: Ctrl+C is handled from here
+            if args.delivery and not args.quiet:
+                print(f"delivery {hub.delivery}: {_DELIVERY_NAMES[hub.delivery]}", file=out, flush=True)
             if args.secure and not args.quiet:
                 allowed = hub.reload_keys()
                 who = f"{allowed} server key{'s' * (allowed != 1)} allowed" if args.secure == 2 else "any server key"

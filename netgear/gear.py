@@ -142,6 +142,13 @@ class NetGear:
         return [self._settings.endpoints[0].port]
 
     @property
+    def delivery(self) -> str:
+        """The hub's delivery policy: ``"fifo"`` or ``"latest"`` (the pattern's default
+        unless ``delivery=`` was given)."""
+        self._need_client("delivery")
+        return self._settings.delivery
+
+    @property
     def server_id(self) -> str:
         """This server's id (server mode)."""
         return self._need_server("server_id").server_id

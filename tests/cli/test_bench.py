@@ -1,4 +1,4 @@
-"""Smoke test of ``netgear bench``: a short run of one scenario with its two pyzmq baselines,
+"""Smoke test of ``netgear bench``: a short run of one scenario with its pyzmq baselines,
 one of JPEG next to pyzmq decoding on threads, and one through the delaying proxy, checked
 through the JSON report (the speed itself is measured by the benchmark, not asserted here)."""
 
@@ -34,6 +34,17 @@ def test_a_saturating_scenario_is_measured_next_to_both_baselines(tmp_path):
     best = max(r["mbps"] for r in rows[1:])
     assert rows[0]["extra"]["ratio_vs_best_zmq"] == pytest.approx(rows[0]["mbps"] / best)
     assert rows[0]["drops"] == 0  # REQ/REP fifo: back-pressure, never a drop
+
+
+def test_a_pubsub_scenario_is_also_measured_next_to_bare_pubsub(tmp_path):
+    rows = run_bench(tmp_path, "raw-sat-pubsub-k1-vga")
+    assert [r["system"] for r in rows] == ["netgear", "zmq-pushpull", "zmq-reqrep", "zmq-pubsub"]
+    for row in rows:
+        assert row["frames"] > 0 and row["mbps"] > 0 and row["hub_cpu"] > 0, row
+    # the target's yardstick stays the best of PUSH->PULL and REQ->REP; bare PUB->SUB is a ratio of its own
+    best = max(r["mbps"] for r in rows[1:3])
+    assert rows[0]["extra"]["ratio_vs_best_zmq"] == pytest.approx(rows[0]["mbps"] / best)
+    assert rows[0]["extra"]["ratio_vs_zmq_pubsub"] == pytest.approx(rows[0]["mbps"] / rows[3]["mbps"])
 
 
 def test_a_jpeg_scenario_is_measured_next_to_pyzmq_decoding_on_threads(tmp_path):

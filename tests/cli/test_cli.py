@@ -199,6 +199,7 @@ def test_bad_sources_are_one_line_and_exit_1(tmp_path, source, needle):
         (["serve", "--port", "1", "--jpeg-quality", "5"], "JPEG quality is 10..100"),
         (["receive", "--ports", "0", "--montage", "--windows"], "choose one of --montage and --windows"),
         (["receive", "--ports", "70000"], "ports are 0..65535"),
+        (["receive", "--ports", "0", "--delivery", "newest"], "invalid choice: 'newest'"),
         (["demo", "--servers", "65"], "between 1 and 64"),
         (["launch"], "invalid choice"),
     ],
@@ -282,6 +283,21 @@ def test_receive_filter_keeps_only_the_matching_server(tmp_path):
     frames = {line.split()[1]: int(line.split()[3]) for line in final}
     assert frames == {"door-cam": 0, "gate-cam": 4}
     assert len(tiles(snapshot)) == 1  # the filtered-out server gets no tile
+
+
+def test_receive_delivery_latest_is_applied_and_said():
+    hub = Proc(["receive", "--ports", "0", "--frames", "3", "--delivery", "latest"])
+    try:
+        (port,) = hub_ports(hub.wait_line(lambda line: line.startswith("hub on ports")))
+        server = Proc(["serve", "--port", str(port), "--fps", "100", "--size", "64x48"])
+        try:
+            assert hub.finish(30) == 0, hub.stderr
+        finally:
+            server.kill()
+    finally:
+        hub.kill()
+    assert hub.lines[1] == "delivery latest: only each server's newest frame; older ones are dropped and counted"
+    assert hub.lines[-1] == "received 3 frames; stopped after 3 frames"
 
 
 def test_ctrl_c_stops_the_demo_and_its_server_processes():

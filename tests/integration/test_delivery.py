@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from netgear import ConfigError, NetGear
+
 from helpers import assert_frame, open_hub, open_server, state_of, wait_alive, wait_until
 from procs import CTX, make_frame, serve
 
@@ -38,6 +40,18 @@ def test_pubsub_latest_keeps_only_the_newest_frame(gears):
         hub.recv(timeout=0.2)
     entry = hub.snapshot().server(hub.ports[0])
     assert (entry.frames, entry.dropped, entry.queued, entry.lost) == (20, 19, 0, 0)
+
+
+@pytest.mark.parametrize("pattern, given, want", [(1, None, "fifo"), (2, None, "latest"), (1, "latest", "latest"),
+                                                  (2, "fifo", "fifo")])
+def test_a_hub_tells_its_delivery_policy(gears, pattern, given, want):
+    options = {"delivery": given} if given else {}  # (open_hub would make PUB/SUB fifo)
+    hub = gears.enter_context(NetGear(address="127.0.0.1", port=[0], pattern=pattern, receive_mode=True,
+                                      multiserver_mode=True, **options))
+    assert hub.delivery == want
+    with NetGear(address="127.0.0.1", port=1, pattern=pattern, multiserver_mode=True) as server:
+        with pytest.raises(ConfigError, match="delivery needs receive_mode=True"):
+            server.delivery
 
 
 def test_pubsub_fifo_keeps_the_newest_queue_size_frames_in_order(gears):
