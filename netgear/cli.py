@@ -679,6 +679,7 @@ BENCH_EPILOG = """examples:
   netgear bench                       the quick suite, printed as it runs
   netgear bench --full --json out.json
   netgear bench --only rtt20ms        scenarios whose name contains rtt20ms
+  netgear bench --peers               the same jobs by netgear, vidgear and imagezmq
 """
 
 
