@@ -61,3 +61,22 @@ def test_usage_errors(args, message):
     done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--peers", *args], capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env=env())
     assert done.returncode == 2 and message in done.stderr, done.stdout + done.stderr
+
+
+def test_a_slow_consumer_is_measured_by_the_age_of_its_frames(tmp_path):
+    out = tmp_path / "peers.json"
+    done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--peers", "--only", "peers-slow-consumer",
+                           "--seconds", "0.5", "--json", str(out)], capture_output=True, text=True, timeout=80,
+                          cwd=ROOT, env=env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {r["system"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["netgear", "netgear-latest", "vidgear", "imagezmq"]
+    for row in rows.values():
+        assert row["frames"] > 0 and row["extra"]["age_p50_ms"] > 0, row
+    # four cameras at 30 fps against a consumer of 2 frames a second: `latest` replaces
+    # (and counts) the frames the consumer never takes; REQ/REP's `fifo` holds the cameras back
+    assert rows["netgear-latest"]["drops"] > 0 and rows["netgear"]["drops"] == 0
+    for name in ("netgear", "netgear-latest"):  # the other library's age over netgear's
+        extra = rows[name]["extra"]
+        for peer in ("vidgear", "imagezmq"):
+            assert extra[f"ratio_vs_{peer}"] == pytest.approx(rows[peer]["extra"]["age_p50_ms"] / extra["age_p50_ms"])
