@@ -367,11 +367,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="run each scenario N times, netgear and baselines in turn, and add a line "
                              "with the medians (a noisy host moves single runs by tens of percent)")
     parser.add_argument("--json", default=None, help="also write results to this file")
+    parser.add_argument("--codec", action="store_true",
+                        help="only time the JPEG codec in one and in two threads (does it release the GIL?)")
     parser.add_argument("--peers", action="store_true",
                         help="run the comparison with vidgear's NetGear and imagezmq instead (benchmarks/peers.py)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    if args.codec:
+        if args.peers or args.full or args.only or args.repeat > 1:
+            parser.error("--codec takes only --seconds and --json")
+        from benchmarks import codec
+
+        return codec.main(args.seconds or 1.0, args.json)
     if args.peers:
         if args.full:
             parser.error("--full does not apply to --peers (it always runs every peer scenario)")

@@ -680,6 +680,7 @@ BENCH_EPILOG = """examples:
   netgear bench --full --json out.json
   netgear bench --only rtt20ms        scenarios whose name contains rtt20ms
   netgear bench --peers               the same jobs by netgear, vidgear and imagezmq
+  netgear bench --codec               JPEG in one thread and in two: is the GIL released?
 """
 
 

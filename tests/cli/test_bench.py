@@ -96,3 +96,15 @@ def test_repeat_below_one_is_a_usage_error():
     done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--repeat", "0"], capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env=env())
     assert done.returncode == 2 and "--repeat must be at least 1" in done.stderr
+
+
+def test_codec_is_timed_in_one_and_in_two_threads(tmp_path):
+    out = tmp_path / "codec.json"
+    done = subprocess.run([sys.executable, "-m", "netgear", "bench", "--codec", "--seconds", "0.2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=100, cwd=ROOT, env=env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(out.read_text())
+    assert [r["name"] for r in rows] == ["codec-encode-vga", "codec-decode-vga", "codec-encode-hd", "codec-decode-hd"]
+    for row in rows:
+        assert row["one_thread_fps"] > 0 and row["two_threads_fps"] > 0, row
+        assert row["speedup"] == pytest.approx(row["two_threads_fps"] / row["one_thread_fps"])
