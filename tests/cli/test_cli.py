@@ -55,9 +55,10 @@ def test_serve_and_receive_with_snapshot_record_and_stats(tmp_path):
     assert f"recorded port {ports[0]}: {videos / f'port-{ports[0]}.mp4'} (12 frames)" in out
 
 
-def test_receive_stops_after_frames_and_montage_falls_back_without_display(tmp_path):
-    snapshot = tmp_path / "one.png"
-    hub = Proc(["receive", "--ports", "0", "--frames", "5", "--montage", "--snapshot", str(snapshot)])
+def receive_from_one_server(*hub_args: str) -> Proc:
+    """``netgear receive --ports 0 HUB_ARGS`` fed by one synthetic server at 100 fps; the
+    hub's process once it has ended by itself (it must, with ``--frames``)."""
+    hub = Proc(["receive", "--ports", "0", *hub_args])
     try:
         (port,) = hub_ports(hub.wait_line(lambda line: line.startswith("hub on ports")))
         server = Proc(["serve", "--port", str(port), "--fps", "100", "--size", "64x48", "--pattern", "reqrep"])
@@ -67,6 +68,12 @@ def test_receive_stops_after_frames_and_montage_falls_back_without_display(tmp_p
             server.kill()
     finally:
         hub.kill()
+    return hub
+
+
+def test_receive_stops_after_frames_and_montage_falls_back_without_display(tmp_path):
+    snapshot = tmp_path / "one.png"
+    hub = receive_from_one_server("--frames", "5", "--montage", "--snapshot", str(snapshot))
     assert hub.lines[-1] == "received 5 frames; stopped after 5 frames"
     assert "no GUI available" in hub.stderr and "Traceback" not in hub.stderr
     (tile,) = tiles(snapshot)
@@ -286,16 +293,7 @@ def test_receive_filter_keeps_only_the_matching_server(tmp_path):
 
 
 def test_receive_delivery_latest_is_applied_and_said():
-    hub = Proc(["receive", "--ports", "0", "--frames", "3", "--delivery", "latest"])
-    try:
-        (port,) = hub_ports(hub.wait_line(lambda line: line.startswith("hub on ports")))
-        server = Proc(["serve", "--port", str(port), "--fps", "100", "--size", "64x48"])
-        try:
-            assert hub.finish(30) == 0, hub.stderr
-        finally:
-            server.kill()
-    finally:
-        hub.kill()
+    hub = receive_from_one_server("--frames", "3", "--delivery", "latest")
     assert hub.lines[1] == "delivery latest: only each server's newest frame; older ones are dropped and counted"
     assert hub.lines[-1] == "received 3 frames; stopped after 3 frames"
 
