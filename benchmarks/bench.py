@@ -439,8 +439,8 @@ def _run_once(sc: Scenario) -> List[Result]:
 
 
 def _median_of(runs: List[Result]) -> Result:
-    """netgear's medians over repeated runs; each ratio's median, min and max (each ratio
-    was taken against the baseline measured right after that run)."""
+    """One system's medians over repeated runs; each ratio's median, min and max (each
+    ratio was taken against the baseline measured right after that run)."""
     def med(values: List[float]) -> float:
         return float(np.median(values))
 

@@ -46,7 +46,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from benchmarks.baseline import camera_frame
-from benchmarks.bench import CTX, Result, _line
+from benchmarks.bench import CTX, Result, _cpu, _line, _median_of, _pct
 from benchmarks.delay_proxy import DelayProxy
 from benchmarks.procstat import rss_mb
 
@@ -96,13 +96,6 @@ def peer_scenarios() -> List[PeerScenario]:
 # start signal to the end of the sending loop.
 
 SLOTS = 4
-
-
-def _cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def peer_server(library: str, options: Tuple[Tuple[str, Any], ...], port: int, index: int, shape: tuple,
@@ -345,17 +338,6 @@ def _release_freed_memory() -> None:
         pass
 
 
-def _rusage() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _pct(values: List[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
 # ------------------------------------------------------------------------- one run
 
 
@@ -452,7 +434,7 @@ def _measure(sc: PeerScenario, row: str, hub: Any, rss0: float) -> Result:
         if now >= t_end:
             break
         if cpu0 is None and now >= t_start:
-            cpu0 = _rusage()
+            cpu0 = _cpu()
         got = hub.recv(t_end - now)
         if got == END:
             break
@@ -468,7 +450,7 @@ def _measure(sc: PeerScenario, row: str, hub: Any, rss0: float) -> Result:
             time.sleep(1.0 / sc.consumer_fps)
             rss_max = max(rss_max, rss_mb())
         hub.done()
-    cpu = (_rusage() - (cpu0 if cpu0 is not None else _rusage())) / sc.seconds
+    cpu = (_cpu() - (cpu0 if cpu0 is not None else _cpu())) / sc.seconds
     res = Result(sc.name, row, frames, frames / sc.seconds, nbytes / sc.seconds / 1e6,
                  _pct(latencies, 50), _pct(latencies, 99), hub_cpu=cpu)
     if sc.consumer_fps:  # the age of a frame when the consumer got it
@@ -509,28 +491,18 @@ def _ratios(sc: PeerScenario, rows: List[Result]) -> None:
 
 
 def _medians(runs: List[List[Result]]) -> List[Result]:
-    """Per system, the median of every number over the runs; ratios and fps also with their
-    smallest and largest value."""
+    """Per system, bench's medians over the runs (ratios with their smallest and largest
+    value), and the same spread for fps and the slow consumer's frame age."""
     out = []
     for i, first in enumerate(runs[0]):
         rows = [run[i] for run in runs]
-
-        def med(values: List[float]) -> float:
-            return float(np.median(values))
-
-        summary = Result(first.name, first.system, int(med([r.frames for r in rows])), med([r.fps for r in rows]),
-                         med([r.mbps for r in rows]), med([r.p50_ms for r in rows]), med([r.p99_ms for r in rows]),
-                         int(med([r.drops for r in rows])), med([r.hub_cpu for r in rows]),
-                         med([r.server_cpu for r in rows]))
+        summary = _median_of(rows)
+        summary.system = first.system
         summary.extra["median_of"] = len(rows)
         summary.extra["fps_min"], summary.extra["fps_max"] = min(r.fps for r in rows), max(r.fps for r in rows)
-        for key in first.extra:
-            if key == "repeat":
-                continue
-            values = [r.extra[key] for r in rows if key in r.extra]
-            summary.extra[key] = med(values)
-            if key.startswith(("ratio", "age_p50")):
-                summary.extra[f"{key}_min"], summary.extra[f"{key}_max"] = min(values), max(values)
+        ages = [r.extra["age_p50_ms"] for r in rows if "age_p50_ms" in r.extra]
+        if ages:
+            summary.extra["age_p50_ms_min"], summary.extra["age_p50_ms_max"] = min(ages), max(ages)
         out.append(summary)
     return out
 

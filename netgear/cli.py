@@ -29,6 +29,7 @@ from . import __version__  # noqa: E402
 from .display import Display, Montage, gui_available, write_image  # noqa: E402
 from .errors import ConfigError, NetGearError, RecvTimeout  # noqa: E402
 from .gear import NetGear  # noqa: E402
+from .options import DELIVERIES  # noqa: E402
 from .record import Recorder  # noqa: E402
 from .sources import Synthetic, open_source  # noqa: E402
 from .stats_view import LiveStats, StatsView, format_table  # noqa: E402
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     recv.add_argument("--pattern", choices=_PATTERNS, default="reqrep", help="messaging pattern (default reqrep)")
     recv.add_argument("--filter", nargs="+", default=None, metavar="PORT_OR_TOPIC",
                       help="only servers on these ports or with these topics")
-    recv.add_argument("--delivery", choices=("fifo", "latest"), default=None,
+    recv.add_argument("--delivery", choices=DELIVERIES, default=None,
                       help="fifo: every frame, in order; latest: only each server's newest frame, so a "
                            "display slower than its cameras never falls behind (default: fifo for reqrep, "
                            "latest for pubsub)")

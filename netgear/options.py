@@ -179,8 +179,12 @@ def _filter(name: str, value: Any) -> Optional[Tuple[str, ...]]:
     return tuple(sorted({_label(name, item) for item in items}))
 
 
+#: the hub's delivery policies (``delivery=``)
+DELIVERIES = ("fifo", "latest")
+
+
 def _delivery(name: str, value: Any) -> Optional[str]:
-    if value is None or value in ("fifo", "latest"):
+    if value is None or value in DELIVERIES:
         return value
     raise ConfigError(name, f"expected 'fifo' or 'latest', got {value!r}")
 
