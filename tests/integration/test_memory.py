@@ -3,11 +3,14 @@
 Each hub runs in a fresh interpreter (the malloc settings are process-wide and permanent)
 and receives 640x480 frames from a server process, for a consumer that works on batches of
 8 frames and then lets them all go; the hub process's minor page faults per frame are
-compared with the option on and off. (With glibc's defaults, freeing a batch gives the
-memory back to the kernel and the next frames fault it in again: 40-120 faults per frame
-here. A consumer holding only the last 3 frames faulted 37-39 times per frame on the
-development machine but hardly at all in one CI run, so the batch is what makes the
-comparison hold everywhere.)
+counted.
+
+The reference is a hub whose allocator is told, through glibc's own environment variables,
+to map every frame afresh and unmap it when freed: each frame then faults its 225 pages in,
+whatever the machine. That shows the probe sees the faults the option exists to avoid. The
+comparison with glibc's *defaults* is not asserted, because it depends on the machine: 40-120
+faults per frame on the development machine, 0.01 in one CI run (the numbers are in
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -67,12 +70,18 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
 
 
+#: glibc's knobs for an allocator that maps every frame-sized block afresh and unmaps it on free
+EVERY_FRAME_MAPPED = {"MALLOC_MMAP_THRESHOLD_": str(128 << 10), "MALLOC_TRIM_THRESHOLD_": str(128 << 10)}
+
+
 def test_reused_buffers_cut_page_faults_per_frame():
-    on, off = probe("on", clean_env()), probe("off", clean_env())
-    assert on["applied"] and not off["applied"]
-    # a 640x480x3 frame is 225 pages; reused buffers fault almost none of them
+    on = probe("on", clean_env())
+    mapped = probe("off", {**clean_env(), **EVERY_FRAME_MAPPED})
+    assert on["applied"] and not mapped["applied"]
+    # a 640x480x3 frame is 225 pages: the probe sees them faulted in when buffers are not
+    # reused, and reused buffers fault almost none of them
+    assert mapped["faults_per_frame"] > 100, mapped
     assert on["faults_per_frame"] < 10, on
-    assert off["faults_per_frame"] > 3 * on["faults_per_frame"], (on, off)
 
 
 def test_the_environment_wins_over_the_option():
