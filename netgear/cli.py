@@ -60,8 +60,8 @@ SERVE_EPILOG = """examples:
 """
 
 RECEIVE_EPILOG = """examples:
-  netgear receive --ports 5566 5567 --montage             one window, one tile per server
-  netgear receive --ports 5566 5567 --montage --delivery latest   never behind the cameras
+  netgear receive --ports 5566 5567 --montage             one window, each server's newest frame
+  netgear receive --ports 5566 5567 --montage --record videos/   shown and recorded: every frame
   netgear receive --ports 5566 5567 --windows             one window per server
   netgear receive --ports 5566 5567 --snapshot wall.png   no display: look at wall.png
   netgear receive --ports 5566 5567 --record videos/ --stats
@@ -237,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only servers on these ports or with these topics")
     recv.add_argument("--delivery", choices=DELIVERIES, default=None,
                       help="fifo: every frame, in order; latest: only each server's newest frame, so a "
-                           "display slower than its cameras never falls behind (default: fifo for reqrep, "
-                           "latest for pubsub)")
+                           "display slower than its cameras never falls behind (default: latest when frames "
+                           "are shown (--montage, --windows, --snapshot) and not recorded; otherwise fifo for "
+                           "reqrep, latest for pubsub)")
     recv.add_argument("--montage", action="store_true", help="one window, one labelled tile per server")
     recv.add_argument("--windows", action="store_true", help="one window per server")
     recv.add_argument("--snapshot", metavar="FILE", default=None, help="write the montage to FILE periodically")
@@ -521,12 +522,21 @@ def _receive_loop(hub: NetGear, view: HubView, *, frames: Optional[int], timeout
 # -- commands ----------------------------------------------------------------------------
 
 
+def _live_delivery(args: argparse.Namespace) -> Optional[str]:
+    """``latest`` when frames are only shown (a montage, windows, snapshots) and not recorded:
+    a display slower than its cameras then shows their newest frames instead of falling
+    further behind them. None (the pattern's default) otherwise."""
+    shown = args.montage or args.windows or args.snapshot
+    return "latest" if shown and not args.record else None
+
+
 def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
     options: Dict[str, Any] = {"multiserver_mode": True, "startup_grace": args.grace}
     if args.filter:
         options["filter"] = args.filter
-    if args.delivery:
-        options["delivery"] = args.delivery
+    delivery = args.delivery or _live_delivery(args)
+    if delivery:
+        options["delivery"] = delivery
     if args.montage and args.windows:
         raise _Usage("choose one of --montage and --windows")
     options.update(_security_options(args, hub=True))
@@ -553,8 +563,9 @@ def cmd_receive(args: argparse.Namespace, out: TextIO) -> int:
         how = "interrupted"
         try:
             print(f"hub on ports {hub.ports}", file=out, flush=True)  # after setup: Ctrl+C is handled from here
-            if args.delivery and not args.quiet:
-                print(f"delivery {hub.delivery}: {_DELIVERY_NAMES[hub.delivery]}", file=out, flush=True)
+            if delivery and not args.quiet:
+                why = "" if args.delivery else " (frames shown live; --delivery fifo for every frame)"
+                print(f"delivery {hub.delivery}: {_DELIVERY_NAMES[hub.delivery]}{why}", file=out, flush=True)
             if args.secure and not args.quiet:
                 allowed = hub.reload_keys()
                 who = f"{allowed} server key{'s' * (allowed != 1)} allowed" if args.secure == 2 else "any server key"

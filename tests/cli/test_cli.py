@@ -298,6 +298,20 @@ def test_receive_delivery_latest_is_applied_and_said():
     assert hub.lines[-1] == "received 3 frames; stopped after 3 frames"
 
 
+def test_receive_shows_newest_frames_unless_it_records(tmp_path):
+    """Frames only shown (here snapshots, as a montage without a display falls back to)
+    default to ``latest``, said on the second line; shown and recorded, the pattern's
+    default (``fifo`` for reqrep: every frame recorded), said nowhere."""
+    shown = receive_from_one_server("--frames", "3", "--snapshot", str(tmp_path / "wall.png"))
+    assert shown.lines[1] == ("delivery latest: only each server's newest frame; older ones are dropped and "
+                              "counted (frames shown live; --delivery fifo for every frame)")
+    recorded = receive_from_one_server("--frames", "3", "--snapshot", str(tmp_path / "wall2.png"),
+                                       "--record", str(tmp_path / "videos"))
+    assert not any(line.startswith("delivery") for line in recorded.lines), recorded.lines
+    asked = receive_from_one_server("--frames", "3", "--snapshot", str(tmp_path / "wall3.png"), "--delivery", "fifo")
+    assert asked.lines[1] == "delivery fifo: every frame of each server, in order"
+
+
 def test_ctrl_c_stops_the_demo_and_its_server_processes():
     demo = Proc(["demo", "--seconds", "60", "--servers", "2", "--no-stats"])
     try:
